@@ -1,0 +1,180 @@
+"""Batch classification: a CSV of image URIs in, a CSV or JSONL of prediction records out.
+
+Runs on the local runner by default and on Dataflow with the usual options, e.g.::
+
+    python -m beam_pipelines.batch --input gs://b/in.csv --output gs://b/out.csv \\
+        --model_root gs://b/models --runner DataflowRunner --project P --region R \\
+        --temp_location gs://b/tmp --setup_file ./setup.py
+
+``build_pipeline(p, options)`` builds it on any Pipeline (tests pass a TestPipeline);
+``run(argv)`` parses flags, runs it and prints the counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from dataclasses import dataclass
+
+import apache_beam as beam
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from beam_pipelines.transforms import (
+    METRICS_NAMESPACE,
+    ClassifyImages,
+    CsvInputError,
+    ReadCsvRows,
+    WritePredictions,
+    output_files,
+    read_csv_header,
+)
+from models import storage
+from models.logging_setup import configure_logging
+from models.registry import ModelRegistry, RegistryError, ResolvedModel
+from models.settings import get_settings
+
+LOCAL_RUNNER = "FnApiRunner"  # what DirectRunner runs batch jobs on, without its Prism download attempt
+SINGLE_FILE_MAX_INPUT_BYTES = 64 * 1024 * 1024
+
+log = logging.getLogger("imgclf.batch")
+
+
+class BatchOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        s = get_settings()
+        parser.add_argument("--input", required=True, help="CSV with a header and an 'image_uri' column (local or gs://); other columns are passed through.")
+        parser.add_argument("--output", required=True, help="Output file (local or gs://); '.jsonl' writes JSON lines, anything else CSV.")
+        parser.add_argument("--output_format", choices=["csv", "jsonl"], default=None, help="Override the format implied by --output's extension.")
+        parser.add_argument("--model", default=s.default_model, help="Model name in the registry (default: IMGCLF_DEFAULT_MODEL, or the only model).")
+        parser.add_argument("--alias", default=None, help=f"Registry alias to use (default: {s.default_alias}).")
+        parser.add_argument("--model_version", type=int, default=None, help="A version number; overrides --alias.")
+        parser.add_argument("--model_root", default=s.model_root, help="Registry root, a folder or gs:// prefix (IMGCLF_MODEL_ROOT).")
+        parser.add_argument("--top_k", type=int, default=1, help="Multiclass only: how many labels to return per image.")
+        parser.add_argument("--batch_size", type=int, default=s.batch_size, help="Images per model call (IMGCLF_BATCH_SIZE).")
+        parser.add_argument("--max_image_bytes", type=int, default=s.max_image_bytes, help="Larger files become 'too_large' records (IMGCLF_MAX_IMAGE_BYTES).")
+        parser.add_argument("--max_image_pixels", type=int, default=s.max_image_pixels, help="Images with more pixels become 'too_large' records (IMGCLF_MAX_IMAGE_PIXELS).")
+        parser.add_argument("--num_shards", type=int, default=None, help="Output shards: 1 writes exactly --output, 0 lets the runner choose; default 1 for inputs up to 64 MiB, else 0.")
+        parser.add_argument("--progress_every", type=int, default=500, help="Log a progress line every N images (0: never).")
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """What a run fixes before it starts: the model version, the columns, format and shards."""
+
+    model: ResolvedModel
+    columns: list[str]
+    output_format: str
+    num_shards: int
+
+    @property
+    def passthrough_columns(self) -> list[str]:
+        return [c for c in self.columns if c != "image_uri"]
+
+
+def plan(options: PipelineOptions) -> BatchPlan:
+    """Resolves all that can fail before any work starts: the CSV header and the model version."""
+    opts = options.view_as(BatchOptions)
+    columns = read_csv_header(opts.input)
+    model = ModelRegistry(opts.model_root).resolve(
+        opts.model, opts.alias or get_settings().default_alias, opts.model_version
+    )
+    output_format = opts.output_format or ("jsonl" if opts.output.lower().endswith((".jsonl", ".json")) else "csv")
+    num_shards = opts.num_shards
+    if num_shards is None:
+        num_shards = 1 if storage.size(opts.input) <= SINGLE_FILE_MAX_INPUT_BYTES else 0
+    return BatchPlan(model, columns, output_format, num_shards)
+
+
+def build_pipeline(p: beam.Pipeline, options: PipelineOptions, batch_plan: BatchPlan | None = None) -> beam.PCollection:
+    """Adds read -> classify -> write to ``p`` and returns the PCollection of records."""
+    opts = options.view_as(BatchOptions)
+    batch_plan = batch_plan or plan(options)
+    records = (
+        p
+        | "ReadCsv" >> ReadCsvRows(opts.input, batch_plan.columns)
+        | "Classify" >> ClassifyImages(
+            batch_plan.model,
+            batch_size=opts.batch_size,
+            top_k=opts.top_k,
+            max_image_bytes=opts.max_image_bytes,
+            max_image_pixels=opts.max_image_pixels,
+            progress_every=opts.progress_every,
+        )
+    )
+    _ = records | "WritePredictions" >> WritePredictions(
+        opts.output, batch_plan.output_format, batch_plan.passthrough_columns, batch_plan.num_shards
+    )
+    return records
+
+
+_BEAM_EPILOG = """Beam options pass through unchanged, for example:
+  --runner RUNNER          FnApiRunner (default, local) or DataflowRunner
+  --project, --region, --temp_location, --staging_location, --setup_file ./setup.py,
+  --num_workers, --max_num_workers, --machine_type, --sdk_container_image   (Dataflow)
+  --direct_num_workers N   local parallelism
+"""
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m beam_pipelines.batch",
+        description="Classify the images listed in a CSV; write one prediction record per row.",
+        epilog=_BEAM_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    BatchOptions._add_argparse_args(parser)
+    return parser
+
+
+def counts(result) -> dict[str, int]:
+    found = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]
+    totals = {"records_ok": 0, "records_error": 0}
+    for counter in found:
+        if counter.key.metric.name in totals:
+            totals[counter.key.metric.name] += counter.committed or counter.attempted or 0
+    return {"ok": totals["records_ok"], "error": totals["records_error"]}
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Runs a batch job to completion; prints where the output is and the ok/error counts."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    argument_parser().parse_known_args(argv)  # --help, and clear messages for missing flags
+    options = PipelineOptions(argv)
+    if not options.view_as(StandardOptions).runner:
+        options.view_as(StandardOptions).runner = LOCAL_RUNNER
+    opts = options.view_as(BatchOptions)
+    try:
+        batch_plan = plan(options)
+    except (CsvInputError, RegistryError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    log.info(
+        "classifying %s with %s version %d (%s) -> %s",
+        opts.input, batch_plan.model.name, batch_plan.model.version,
+        batch_plan.model.card.label_spec.task.value, opts.output,
+    )
+    started = time.monotonic()
+    p = beam.Pipeline(options=options)
+    build_pipeline(p, options, batch_plan)
+    result = p.run()
+    result.wait_until_finish()
+    n = counts(result)
+    files = output_files(opts.output, batch_plan.num_shards)
+    print(
+        f"{n['ok'] + n['error']} records ({n['ok']} ok, {n['error']} errors) in {time.monotonic() - started:.1f}s "
+        f"-> {', '.join(files) if len(files) <= 3 else f'{len(files)} files like {files[0]}'}"
+    )
+    return 0
+
+
+def main() -> None:
+    configure_logging()
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()

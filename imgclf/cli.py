@@ -1,0 +1,155 @@
+"""The ``imgclf`` command: train, classify, inspect models, fetch demo data.
+
+Each subcommand is a thin layer over a public function (``models.training.train``,
+``beam_pipelines.batch.run``, ...), so what the CLI does, code and tests can do too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from models.logging_setup import configure_logging
+from models.settings import get_settings
+
+
+def _train(args: argparse.Namespace) -> int:
+    from models.manifest import ManifestError
+    from models.registry import ModelRegistry, RegistryError
+    from models.training import TrainConfig, train
+
+    s = get_settings()
+    config = TrainConfig(
+        model_name=args.model,
+        manifest=args.manifest,
+        data_dir=args.data,
+        task=args.task,
+        labels=[x.strip() for x in args.labels.split(",")] if args.labels else None,
+        allow_new_labels=args.allow_new_labels,
+        backbone=args.backbone,
+        image_size=args.image_size,
+        epochs=args.epochs,
+        fine_tune_epochs=args.fine_tune_epochs,
+        fine_tune_from_block=args.fine_tune_from_block,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        skip_bad_rows=args.skip_bad_rows,
+        promote=args.promote,
+        max_image_bytes=s.max_image_bytes,
+        max_image_pixels=s.max_image_pixels,
+    )
+    try:
+        result = train(config, ModelRegistry(args.model_root or s.model_root))
+    except (ManifestError, RegistryError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    card = result.card
+    test = card.metrics.get("test", {})
+    shown = f"test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f}" if test.get("count") else "no test split"
+    print(f"{card.name} version {card.version} ({card.label_spec.task.value}, {len(card.label_spec.labels)} labels): "
+          f"{shown}; aliases set: {', '.join(result.aliases_set)}")
+    return 0
+
+
+def _classify(argv: list[str]) -> int:
+    from beam_pipelines import batch
+
+    return batch.run(argv)
+
+
+def _models(args: argparse.Namespace) -> int:
+    from models.registry import ModelRegistry, RegistryError
+
+    registry = ModelRegistry(args.model_root or get_settings().model_root)
+    try:
+        if args.action == "list":
+            names = registry.models()
+            if not names:
+                print(f"no models under {registry.root}")
+            for name in names:
+                aliases = registry.aliases(name)
+                print(f"{name}: versions {registry.versions(name)}, aliases "
+                      f"{', '.join(f'{a}={v}' for a, v in sorted(aliases.items())) or 'none'}")
+            return 0
+        name = args.name or registry.default_model()
+        resolved = registry.resolve(name, args.alias, args.version)
+        print(json.dumps({"aliases": registry.aliases(name), **resolved.card.model_dump(mode="json")}, indent=2))
+        return 0
+    except RegistryError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _data(args: argparse.Namespace) -> int:
+    from models.datasets import write_elpv
+
+    paths = write_elpv(args.out, args.task, limit=args.limit, seed=args.seed)
+    print(json.dumps(paths, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imgclf", description="Image classification: train, classify, manage models.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="More log output.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="Train a model on a manifest or image folder and register a new version.")
+    src = t.add_mutually_exclusive_group(required=True)
+    src.add_argument("--manifest", help="CSV with image_uri,labels[,split] (labels ';'-separated).")
+    src.add_argument("--data", help="Image-folder tree: DIR/<label>/<image>.")
+    t.add_argument("--model", required=True, help="Model name in the registry.")
+    t.add_argument("--task", choices=["binary", "multiclass", "multilabel"], help="Default: inferred from the labels.")
+    t.add_argument("--labels", help="Comma-separated label order (binary: negative,positive). Default: the production version's, else sorted.")
+    t.add_argument("--allow-new-labels", action="store_true", help="Accept labels the production version does not have.")
+    t.add_argument("--backbone", default="efficientnet_lite0", choices=["efficientnet_lite0", "small_cnn"])
+    t.add_argument("--image-size", type=int, help="Input size in pixels (default: the backbone's).")
+    t.add_argument("--epochs", type=int, default=40, help="Head epochs on frozen features (early stopping on validation loss).")
+    t.add_argument("--fine-tune-epochs", type=int, default=0, help="Then fine-tune the top blocks for this many epochs (0: skip).")
+    t.add_argument("--fine-tune-from-block", type=int, default=10, help="First EfficientNet block (0-16) to unfreeze.")
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--learning-rate", type=float, default=1e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--skip-bad-rows", action="store_true", help="Train without unreadable images instead of stopping.")
+    t.add_argument("--promote", action="store_true", help="Point 'production' at the new version even if one exists.")
+    t.add_argument("--model-root", "--model_root", help="Registry root (default: IMGCLF_MODEL_ROOT or ./var/models).")
+    t.set_defaults(handler=_train)
+
+    sub.add_parser(
+        "classify",
+        help="Batch-classify a CSV of images with Beam (flags: python -m beam_pipelines.batch --help).",
+        add_help=False,
+    )
+
+    m = sub.add_parser("models", help="List models or show one version's card.")
+    m.add_argument("action", choices=["list", "show"])
+    m.add_argument("name", nargs="?")
+    m.add_argument("--version", type=int)
+    m.add_argument("--alias")
+    m.add_argument("--model-root", "--model_root")
+    m.set_defaults(handler=_models)
+
+    d = sub.add_parser("data", help="Write a demo dataset from a PyPI package as images plus manifests.")
+    d.add_argument("dataset", choices=["elpv"])
+    d.add_argument("--out", default=None, help="Folder (default: <IMGCLF_DATA_DIR>/elpv-<task>).")
+    d.add_argument("--task", choices=["binary", "multiclass", "multilabel"], default="binary")
+    d.add_argument("--limit", type=int, help="Only this many images (a random, fixed subset).")
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(handler=_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    configure_logging(verbose="-v" in argv or "--verbose" in argv)
+    if argv and argv[0] == "classify":
+        return _classify(argv[1:])
+    args = build_parser().parse_args(argv)
+    if getattr(args, "dataset", None) and args.out is None:
+        args.out = f"{get_settings().data_dir}/elpv-{args.task}"
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

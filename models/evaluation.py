@@ -1,0 +1,125 @@
+"""Metrics, threshold choice and pictures for a set of predictions.
+
+Decisions go through :meth:`LabelSpec.decide`, exactly as serving makes them, so the
+reported accuracy is the accuracy users get.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn import metrics as skm
+
+from models.label_spec import LabelSpec, Task
+
+
+def choose_thresholds(spec: LabelSpec, probabilities: np.ndarray, label_sets: Sequence[Sequence[str]]) -> dict[str, float]:
+    """Per-label thresholds on validation data.
+
+    Binary maximises accuracy; multilabel maximises each label's F1. Labels with no
+    positive or no negative example keep 0.5, since nothing can be learned about them.
+    """
+    if spec.task is Task.MULTICLASS or len(label_sets) == 0:
+        return {}
+    y = spec.indicator(label_sets)
+    candidates = np.linspace(0.05, 0.95, 91)
+    columns = [1] if spec.task is Task.BINARY else range(len(spec.labels))
+    thresholds = {}
+    for j in columns:
+        truth, p = y[:, j], probabilities[:, j]
+        if truth.min() == truth.max():
+            thresholds[spec.labels[j]] = 0.5
+            continue
+        if spec.task is Task.BINARY:
+            scores = [np.mean((p >= t) == truth) for t in candidates]
+        else:
+            scores = [skm.f1_score(truth, p >= t, zero_division=0) for t in candidates]
+        # The middle of the best plateau, so the threshold is not perched on an edge.
+        best = np.flatnonzero(np.isclose(scores, max(scores)))
+        thresholds[spec.labels[j]] = round(float(candidates[best[len(best) // 2]]), 3)
+    return thresholds
+
+
+def evaluate(spec: LabelSpec, probabilities: np.ndarray, label_sets: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """Accuracy, macro and per-label precision/recall/F1, ROC-AUC and average precision."""
+    if len(label_sets) == 0:
+        return {"count": 0}
+    truth = spec.indicator(label_sets)
+    predicted = spec.indicator([spec.decide(p) for p in probabilities])
+    result: dict[str, Any] = {"count": len(label_sets)}
+    if spec.task is Task.MULTILABEL:
+        result["exact_match_accuracy"] = float(np.mean(np.all(truth == predicted, axis=1)))
+        result["accuracy"] = float(np.mean(truth == predicted))  # per label, averaged
+    else:
+        result["accuracy"] = float(np.mean(truth.argmax(1) == predicted.argmax(1)))
+    p, r, f1, support = skm.precision_recall_fscore_support(truth, predicted, average=None, zero_division=0)
+    result["macro_f1"] = float(np.mean(f1))
+    result["per_label"] = {
+        label: {
+            "precision": float(p[j]),
+            "recall": float(r[j]),
+            "f1": float(f1[j]),
+            "support": int(support[j]),
+            **_ranking_metrics(truth[:, j], probabilities[:, j]),
+        }
+        for j, label in enumerate(spec.labels)
+    }
+    if spec.task is not Task.MULTILABEL:
+        result["confusion_matrix"] = skm.confusion_matrix(
+            truth.argmax(1), predicted.argmax(1), labels=range(len(spec.labels))
+        ).tolist()
+    return result
+
+
+def _ranking_metrics(truth: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    if truth.min() == truth.max():
+        return {}
+    return {
+        "roc_auc": float(skm.roc_auc_score(truth, scores)),
+        "average_precision": float(skm.average_precision_score(truth, scores)),
+    }
+
+
+def plot_confusion_matrix(spec: LabelSpec, matrix: list[list[int]], path: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = np.asarray(matrix)
+    fig, ax = plt.subplots(figsize=(1.2 * len(spec.labels) + 2.5, 1.2 * len(spec.labels) + 2))
+    ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(len(spec.labels)), spec.labels, rotation=30, ha="right")
+    ax.set_yticks(range(len(spec.labels)), spec.labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            ax.text(j, i, str(m[i, j]), ha="center", va="center", color="white" if m[i, j] > m.max() / 2 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_training_curves(history: dict[str, list[float]], path: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = sorted({k.removeprefix("val_") for k in history})
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.5), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for key, style in ((metric, "-"), (f"val_{metric}", "--")):
+            if key in history:
+                ax.plot(range(1, len(history[key]) + 1), history[key], style, label=key)
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,77 @@
+"""Cheap checks before an image reaches the model: size, format and pixel count.
+
+They read only the bytes' header, so a decompression bomb is refused before anything
+decodes it. Full decoding happens in the exported graph; failures there are caught per
+image by the inference step.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+from PIL import Image
+
+from models import storage
+from models.prediction import ErrorCode, ImageError
+
+# Formats the exported graph decodes (tf.io.decode_image).
+_MAGIC = {
+    b"\xff\xd8\xff": "JPEG",
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"GIF87a": "GIF",
+    b"GIF89a": "GIF",
+    b"BM": "BMP",
+}
+
+
+def sniff_format(data: bytes) -> str | None:
+    return next((fmt for magic, fmt in _MAGIC.items() if data.startswith(magic)), None)
+
+
+def read_image(uri: str, max_bytes: int) -> bytes:
+    """The raw bytes of ``uri``, or an ImageError naming why they cannot be had."""
+    if not uri:
+        raise ImageError(ErrorCode.NOT_FOUND, "empty image_uri")
+    try:
+        n = storage.size(uri)
+    except FileNotFoundError:
+        raise ImageError(ErrorCode.NOT_FOUND, f"no such file: {uri}") from None
+    except Exception as e:  # e.g. a gs:// bucket we may not read
+        raise ImageError(ErrorCode.NOT_FOUND, f"cannot stat {uri}: {_short(e)}") from None
+    if n > max_bytes:
+        raise ImageError(ErrorCode.TOO_LARGE, f"{n} bytes is over the limit of {max_bytes}")
+    try:
+        return storage.read_bytes(uri)
+    except Exception as e:
+        raise ImageError(ErrorCode.NOT_FOUND, f"cannot read {uri}: {_short(e)}") from None
+
+
+def check_image(data: bytes, max_bytes: int, max_pixels: int) -> tuple[int, int]:
+    """(width, height) from the header, or an ImageError for what the model must not see."""
+    if not data:
+        raise ImageError(ErrorCode.NOT_AN_IMAGE, "empty file (0 bytes)")
+    if len(data) > max_bytes:
+        raise ImageError(ErrorCode.TOO_LARGE, f"{len(data)} bytes is over the limit of {max_bytes}")
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise ImageError(ErrorCode.NOT_AN_IMAGE, "not a JPEG, PNG, GIF or BMP file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+    except Image.DecompressionBombError:
+        raise ImageError(ErrorCode.TOO_LARGE, "image dimensions are implausibly large") from None
+    except Exception as e:
+        raise ImageError(ErrorCode.DECODE_ERROR, f"unreadable {fmt} header: {_short(e)}") from None
+    if width * height > max_pixels:
+        raise ImageError(
+            ErrorCode.TOO_LARGE, f"{width}x{height} pixels is over the limit of {max_pixels}"
+        )
+    return width, height
+
+
+def _short(e: BaseException, limit: int = 200) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text[:limit]

@@ -1,0 +1,83 @@
+"""The prediction record: one per input, the same fields in CSV, JSONL, BigQuery and the API.
+
+Errors are records too (``error`` set, no labels), so no input is ever silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+RECORD_FIELDS = ("image_uri", "labels", "scores", "model_name", "model_version", "predicted_at", "error")
+
+
+class ErrorCode(str, Enum):
+    NOT_FOUND = "not_found"
+    NOT_AN_IMAGE = "not_an_image"
+    TOO_LARGE = "too_large"
+    DECODE_ERROR = "decode_error"
+    INFERENCE_ERROR = "inference_error"
+
+
+class ImageError(Exception):
+    """An input that cannot be classified; becomes a record's ``error`` field."""
+
+    def __init__(self, code: ErrorCode, message: str):
+        super().__init__(f"{code.value}: {message}")
+        self.code = code
+        self.message = message
+
+    def __reduce__(self):  # pickles across Beam workers with both arguments
+        return type(self), (self.code, self.message)
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class PredictionRecord(BaseModel):
+    image_uri: str
+    labels: list[str] = Field(default_factory=list)
+    scores: dict[str, float] = Field(default_factory=dict)
+    model_name: str
+    model_version: int
+    predicted_at: str = Field(default_factory=utc_now)
+    error: str | None = Field(None, description="'<code>: <message>', or null when classified.")
+    extra: dict[str, str] = Field(
+        default_factory=dict, description="Input columns passed through unchanged (batch only)."
+    )
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_flat(self) -> dict[str, Any]:
+        """Record fields then passthrough columns; a passthrough column that collides is prefixed."""
+        row: dict[str, Any] = {name: getattr(self, name) for name in RECORD_FIELDS}
+        for name, value in self.extra.items():
+            row[passthrough_name(name)] = value
+        return row
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_flat(), ensure_ascii=False)
+
+    def to_csv_values(self) -> list[str]:
+        """CSV cells: labels ';'-joined, scores a JSON object, null as empty."""
+        row = self.to_flat()
+        row["labels"] = ";".join(self.labels)
+        row["scores"] = json.dumps(self.scores) if self.scores else ""
+        row["model_version"] = str(self.model_version)
+        row["error"] = self.error or ""
+        return [str(v) for v in row.values()]
+
+
+def passthrough_name(column: str) -> str:
+    return f"input_{column}" if column in RECORD_FIELDS else column
+
+
+def csv_header(passthrough_columns: list[str]) -> list[str]:
+    return list(RECORD_FIELDS) + [passthrough_name(c) for c in passthrough_columns]

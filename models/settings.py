@@ -1,0 +1,33 @@
+"""One typed settings object per process, read from ``IMGCLF_*`` environment variables.
+
+Defaults run locally with no cloud account; every path may also be ``gs://...``.
+Command-line flags override these values where a command offers them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IMGCLF_", env_file=".env", extra="ignore")
+
+    data_dir: str = Field("./var", description="Where datasets, outputs and scratch files go.")
+    model_root: str = Field("./var/models", description="Model registry root (folder or gs://).")
+    default_model: str | None = Field(
+        None, description="Model used when a command names none and the registry has several."
+    )
+    default_alias: str = Field("production", description="Alias that serving and batch runs read.")
+    max_image_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Larger inputs are refused.")
+    max_image_pixels: int = Field(
+        50_000_000, gt=0, description="Width x height limit, against decompression bombs."
+    )
+    batch_size: int = Field(64, gt=0, description="Images per model call in batch inference.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

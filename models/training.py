@@ -1,0 +1,384 @@
+"""Train a classifier on a manifest or image folder and register it as a new version.
+
+Transfer learning in two phases: the frozen backbone's features are computed once and
+a head is fitted on them (fast on a CPU); then, optionally, the top backbone blocks are
+fine-tuned end to end on augmented images. Thresholds are chosen on the validation
+split and metrics measured on the test split, with the same decision rules serving uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from pydantic import BaseModel, Field
+
+from models import efficientnet_lite0, evaluation
+from models.backbones import build_backbone
+from models.export import export_saved_model
+from models.image_checks import check_image, read_image
+from models.label_spec import LabelSpec, Task, infer_task
+from models.manifest import Example, ManifestError, check_labels, examples_from_folder, read_manifest
+from models.prediction import ErrorCode, ImageError
+from models.preprocessing import decode_image, decode_images
+from models.registry import ModelCard, ModelRegistry, RegistryError, check_name
+
+log = logging.getLogger("imgclf.train")
+
+
+class TrainConfig(BaseModel):
+    model_name: str
+    manifest: str | None = Field(None, description="CSV image_uri,labels[,split]")
+    data_dir: str | None = Field(None, description="image-folder tree root/<label>/<image>")
+    task: Task | None = None
+    labels: list[str] | None = Field(None, description="Label order; for binary the second is positive.")
+    allow_new_labels: bool = False
+    backbone: str = "efficientnet_lite0"
+    image_size: int | None = None
+    epochs: int = Field(40, ge=1)
+    fine_tune_epochs: int = Field(0, ge=0)
+    fine_tune_from_block: int = Field(10, ge=0, le=efficientnet_lite0.NUM_BLOCKS)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    fine_tune_learning_rate: float = Field(1e-4, gt=0)
+    dropout: float = Field(0.2, ge=0, lt=1)
+    patience: int = Field(6, ge=1)
+    seed: int = 0
+    skip_bad_rows: bool = False
+    promote: bool = False
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 50_000_000
+
+
+class TrainResult(BaseModel):
+    card: ModelCard
+    aliases_set: list[str]
+    skipped_rows: list[str]
+
+
+# ---------------------------------------------------------------- data
+
+
+def load_examples(config: TrainConfig) -> list[Example]:
+    if bool(config.manifest) == bool(config.data_dir):
+        raise ValueError("give exactly one of --manifest or --data")
+    return read_manifest(config.manifest) if config.manifest else examples_from_folder(config.data_dir)
+
+
+def resolve_label_spec(examples: Sequence[Example], config: TrainConfig, parent: ModelCard | None) -> LabelSpec:
+    """The label order and task: from --labels, else the production version, else the data."""
+    seen = sorted({label for e in examples for label in e.labels})
+    if config.labels:
+        known = list(config.labels)
+    elif parent is not None:
+        known = list(parent.label_spec.labels)
+    else:
+        known = seen
+    if config.allow_new_labels:
+        known += [label for label in seen if label not in known]
+    else:
+        check_labels(examples, known)
+    task = config.task or (parent.label_spec.task if parent and not config.labels else None)
+    task = task or infer_task([e.labels for e in examples])
+    if task is not Task.MULTILABEL:
+        wrong = [e.row for e in examples if len(e.labels) != 1]
+        if wrong:
+            raise ManifestError(
+                f"a {task.value} task needs exactly one label per image; rows {wrong[:10]} have "
+                f"{'none' if not examples[wrong[0] - 1].labels else 'several'}. "
+                "Fix them, or pass --task multilabel."
+            )
+    try:
+        return LabelSpec(task=task, labels=known)
+    except ValueError as e:
+        raise ManifestError(f"cannot build a {task.value} label spec from labels {known}: {e}") from None
+
+
+def load_images(examples: Sequence[Example], config: TrainConfig, image_size: int) -> tuple[list[Example], list[bytes], list[str]]:
+    """Reads and fully decodes every image once; unusable ones are named, with what to do."""
+    decode = tf.function(lambda b: decode_image(b, image_size))
+    kept, data, bad = [], [], []
+    started = time.monotonic()
+    for i, example in enumerate(examples, start=1):
+        try:
+            raw = read_image(example.image_uri, config.max_image_bytes)
+            check_image(raw, config.max_image_bytes, config.max_image_pixels)
+            try:
+                decode(tf.constant(raw))
+            except tf.errors.InvalidArgumentError as e:
+                raise ImageError(ErrorCode.DECODE_ERROR, str(e).splitlines()[0][:200]) from None
+        except ImageError as e:
+            bad.append(f"row {example.row} ({example.image_uri}): {e}")
+            continue
+        kept.append(example)
+        data.append(raw)
+        if i % 500 == 0 or i == len(examples):
+            log.info("read %d/%d images (%.0f img/s)", i, len(examples), i / (time.monotonic() - started))
+    if bad and not config.skip_bad_rows:
+        raise ManifestError(
+            f"{len(bad)} of {len(examples)} images cannot be used:\n  "
+            + "\n  ".join(bad[:20])
+            + ("\n  ..." if len(bad) > 20 else "")
+            + "\nFix or remove these rows, or pass --skip-bad-rows to train without them."
+        )
+    for line in bad:
+        log.warning("skipping %s", line)
+    return kept, data, bad
+
+
+def fingerprint(examples: Sequence[Example], data: Sequence[bytes]) -> str:
+    h = hashlib.sha256()
+    for e, raw in sorted(zip(examples, data), key=lambda pair: pair[0].image_uri):
+        h.update(f"{hashlib.sha256(raw).hexdigest()} {';'.join(e.labels)} {e.split}\n".encode())
+    return h.hexdigest()
+
+
+def image_dataset(data: Sequence[bytes], image_size: int, batch_size: int) -> tf.data.Dataset:
+    return (
+        tf.data.Dataset.from_tensor_slices(tf.constant(list(data), dtype=tf.string))
+        .batch(batch_size)
+        .map(lambda b: decode_images(b, image_size), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def extract_features(backbone: keras.Model, data: Sequence[bytes], image_size: int, what: str) -> np.ndarray:
+    if not data:
+        return np.zeros((0, backbone.output_shape[-1]), np.float32)
+    forward = tf.function(lambda x: backbone(x, training=False))
+    chunks, done, started = [], 0, time.monotonic()
+    for images in image_dataset(data, image_size, 64):
+        chunks.append(forward(images).numpy())
+        done += len(chunks[-1])
+        if len(chunks) % 8 == 0 or done == len(data):
+            log.info("%s features: %d/%d images (%.0f img/s)", what, done, len(data), done / (time.monotonic() - started))
+    return np.concatenate(chunks)
+
+
+# ---------------------------------------------------------------- model
+
+
+def build_head(spec: LabelSpec, feature_dim: int, dropout: float) -> keras.Model:
+    units, activation = {
+        Task.BINARY: (1, "sigmoid"),
+        Task.MULTICLASS: (len(spec.labels), "softmax"),
+        Task.MULTILABEL: (len(spec.labels), "sigmoid"),
+    }[spec.task]
+    inputs = keras.Input((feature_dim,), name="features")
+    x = keras.layers.Dropout(dropout, name="head_dropout")(inputs)
+    outputs = keras.layers.Dense(units, activation=activation, name="head_dense")(x)
+    return keras.Model(inputs, outputs, name="head")
+
+
+def _compile(model: keras.Model, spec: LabelSpec, learning_rate: float) -> None:
+    if spec.task is Task.MULTICLASS:
+        loss, metric = "sparse_categorical_crossentropy", "sparse_categorical_accuracy"
+    else:
+        loss, metric = "binary_crossentropy", "binary_accuracy"
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=[keras.metrics.get(metric)])
+
+
+def _targets(spec: LabelSpec, examples: Sequence[Example]) -> np.ndarray:
+    y = spec.encode([e.labels for e in examples])
+    return y.astype(np.float32)[:, None] if spec.task is Task.BINARY else y
+
+
+def _full_probabilities(spec: LabelSpec, raw: np.ndarray) -> np.ndarray:
+    """Head outputs to one probability per label, as the exported signature returns them."""
+    return np.concatenate([1 - raw, raw], axis=1) if spec.task is Task.BINARY else raw
+
+
+class _EpochLog(keras.callbacks.Callback):
+    def __init__(self, phase: str, epochs: int):
+        super().__init__()
+        self.phase, self.epochs, self.started = phase, epochs, time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items() if k != "learning_rate")
+        log.info("%s epoch %d/%d  %s  (%.0fs)", self.phase, epoch + 1, self.epochs, shown, time.monotonic() - self.started)
+
+
+def _fit(model, spec, train, validation, epochs, learning_rate, patience, phase) -> dict[str, list[float]]:
+    _compile(model, spec, learning_rate)
+    monitor = "val_loss" if validation is not None else "loss"
+    callbacks = [
+        _EpochLog(phase, epochs),
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True),
+    ]
+    history = model.fit(*train, validation_data=validation, epochs=epochs, verbose=0, callbacks=callbacks)
+    return {k: [float(v) for v in vs] for k, vs in history.history.items()}
+
+
+def _augmenter(seed: int) -> keras.Sequential:
+    return keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal_and_vertical", seed=seed),
+            keras.layers.RandomRotation(0.05, fill_mode="reflect", seed=seed),
+            keras.layers.RandomContrast(0.1, seed=seed),
+        ],
+        name="augment",
+    )
+
+
+def _fine_tune(backbone, head, spec, config, image_size, examples, data) -> tuple[keras.Model, dict[str, list[float]]]:
+    for layer in backbone.layers:
+        index = efficientnet_lite0.block_index(layer.name)
+        trainable = index is None or index >= config.fine_tune_from_block
+        # BatchNorm stays frozen: small fine-tuning batches would wreck its statistics.
+        layer.trainable = trainable and not isinstance(layer, keras.layers.BatchNormalization)
+    if config.backbone == "efficientnet_lite0":
+        for layer in backbone.layers:
+            if layer.name.startswith(("conv_stem", "bn0")):
+                layer.trainable = False
+    classifier = keras.Sequential([backbone, head], name="classifier")
+    augment = _augmenter(config.seed)
+
+    def dataset(split: str, training: bool) -> tf.data.Dataset | None:
+        idx = [i for i, e in enumerate(examples) if e.split == split]
+        if not idx:
+            return None
+        images = tf.data.Dataset.from_tensor_slices(tf.constant([data[i] for i in idx], dtype=tf.string))
+        labels = tf.data.Dataset.from_tensor_slices(_targets(spec, [examples[i] for i in idx]))
+        ds = tf.data.Dataset.zip((images, labels))
+        if training:
+            ds = ds.shuffle(len(idx), seed=config.seed, reshuffle_each_iteration=True)
+        ds = ds.batch(config.batch_size).map(
+            lambda b, y: (decode_images(b, image_size), y), num_parallel_calls=tf.data.AUTOTUNE
+        )
+        if training:
+            ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    history = _fit(
+        classifier, spec, (dataset("train", True),), dataset("validation", False),
+        config.fine_tune_epochs, config.fine_tune_learning_rate, config.patience, "fine-tune",
+    )
+    return classifier, history
+
+
+def _predict_images(classifier: keras.Model, data: Sequence[bytes], image_size: int) -> np.ndarray:
+    if not data:
+        return np.zeros((0, classifier.output_shape[-1]), np.float32)
+    return np.concatenate([classifier(x, training=False).numpy() for x in image_dataset(data, image_size, 64)])
+
+
+# ---------------------------------------------------------------- the whole run
+
+
+def train(config: TrainConfig, registry: ModelRegistry) -> TrainResult:
+    """Trains, evaluates, exports and registers a version; returns its model card."""
+    check_name(config.model_name)
+    keras.utils.set_random_seed(config.seed)
+    started = time.monotonic()
+
+    production = registry.alias(config.model_name, "production")
+    parent = registry.card(config.model_name, production) if production is not None else None
+    examples = load_examples(config)
+    spec = resolve_label_spec(examples, config, parent)
+    log.info("task %s, labels %s, %d examples", spec.task.value, spec.labels, len(examples))
+
+    backbone, image_size = build_backbone(config.backbone, config.image_size)
+    backbone.trainable = False
+    examples, data, skipped = load_images(examples, config, image_size)
+    by_split = {s: [i for i, e in enumerate(examples) if e.split == s] for s in ("train", "validation", "test")}
+    log.info("splits: %s", {s: len(i) for s, i in by_split.items()})
+    if not by_split["train"]:
+        raise ManifestError("the train split is empty; add a split column or more rows")
+    missing = set(spec.labels) - {label for i in by_split["train"] for label in examples[i].labels}
+    if missing and spec.task is not Task.MULTILABEL:
+        raise ManifestError(f"labels {sorted(missing)} have no training example; add some or drop the label")
+
+    features = extract_features(backbone, data, image_size, "backbone")
+    pick = lambda split: [examples[i] for i in by_split[split]]  # noqa: E731
+    head = build_head(spec, features.shape[1], config.dropout)
+    train_xy = (features[by_split["train"]], _targets(spec, pick("train")))
+    val_xy = (features[by_split["validation"]], _targets(spec, pick("validation"))) if by_split["validation"] else None
+    history = _fit(head, spec, train_xy, val_xy, config.epochs, config.learning_rate, config.patience, "head")
+
+    if config.fine_tune_epochs:
+        classifier, fine_history = _fine_tune(backbone, head, spec, config, image_size, examples, data)
+        for key, values in fine_history.items():
+            history.setdefault(key, []).extend(values)
+        probabilities = {
+            s: _full_probabilities(spec, _predict_images(classifier, [data[i] for i in idx], image_size))
+            for s, idx in by_split.items()
+        }
+    else:
+        classifier = keras.Sequential([backbone, head], name="classifier")
+        probabilities = {
+            s: _full_probabilities(spec, head.predict(features[idx], verbose=0) if idx else np.zeros((0, 1)))
+            for s, idx in by_split.items()
+        }
+
+    truth = {s: [e.labels for e in pick(s)] for s in by_split}
+    spec = spec.model_copy(update={"thresholds": evaluation.choose_thresholds(spec, probabilities["validation"], truth["validation"])})
+    metrics = {s: evaluation.evaluate(spec, probabilities[s], truth[s]) for s in ("validation", "test")}
+    elapsed = time.monotonic() - started
+    _log_metrics(spec, metrics)
+
+    with tempfile.TemporaryDirectory(prefix="imgclf-train-") as tmp:
+        files = _write_report(Path(tmp, "report"), spec, metrics, history, config.model_name)
+        export_saved_model(classifier, spec, image_size, str(Path(tmp, "saved_model")))
+        card = ModelCard(
+            name=config.model_name,
+            label_spec=spec,
+            image_size=image_size,
+            backbone=config.backbone,
+            metrics=metrics,
+            data_fingerprint=fingerprint(examples, data),
+            parent_version=production,
+            training={
+                **config.model_dump(mode="json", exclude={"model_name", "promote"}),
+                "counts": {s: len(i) for s, i in by_split.items()},
+                "skipped_rows": len(skipped),
+                "epochs_run": len(history.get("loss", [])),
+                "seconds": round(elapsed, 1),
+            },
+        )
+        version = registry.register(card, str(Path(tmp, "saved_model")), files)
+    card = registry.card(config.model_name, version)
+    aliases = ["production"] if production is None or config.promote else ["candidate"]
+    for alias in aliases:
+        registry.set_alias(config.model_name, alias, version)
+    log.info(
+        "registered %s version %d under %s (alias %s) in %.0fs",
+        config.model_name, version, registry.root, ", ".join(aliases), time.monotonic() - started,
+    )
+    return TrainResult(card=card, aliases_set=aliases, skipped_rows=skipped)
+
+
+def _log_metrics(spec: LabelSpec, metrics: dict[str, dict[str, Any]]) -> None:
+    for split, m in metrics.items():
+        if m.get("count"):
+            log.info("%s: %d images, accuracy %.4f, macro-F1 %.4f", split, m["count"], m["accuracy"], m["macro_f1"])
+    if spec.thresholds:
+        log.info("thresholds chosen on validation: %s", spec.thresholds)
+
+
+def _write_report(folder: Path, spec: LabelSpec, metrics, history, name: str) -> dict[str, str]:
+    """metrics.json plus pictures, stored beside the version as report/*."""
+    folder.mkdir(parents=True)
+    files = {"report/metrics.json": folder / "metrics.json"}
+    files["report/metrics.json"].write_text(json.dumps(metrics, indent=2))
+    if history:
+        files["report/training_curves.png"] = folder / "training_curves.png"
+        evaluation.plot_training_curves(history, str(files["report/training_curves.png"]), f"{name}: training")
+    split = "test" if metrics["test"].get("count") else "validation"
+    if "confusion_matrix" in metrics[split]:
+        files["report/confusion_matrix.png"] = folder / "confusion_matrix.png"
+        evaluation.plot_confusion_matrix(
+            spec, metrics[split]["confusion_matrix"], str(files["report/confusion_matrix.png"]), f"{name}: {split} split"
+        )
+    return {k: str(v) for k, v in files.items()}
+
+
+__all__ = ["TrainConfig", "TrainResult", "train", "RegistryError"]
