@@ -46,19 +46,59 @@ class BatchOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
         s = get_settings()
-        parser.add_argument("--input", required=True, help="CSV with a header and an 'image_uri' column (local or gs://); other columns are passed through.")
-        parser.add_argument("--output", required=True, help="Output file (local or gs://); '.jsonl' writes JSON lines, anything else CSV.")
-        parser.add_argument("--output_format", choices=["csv", "jsonl"], default=None, help="Override the format implied by --output's extension.")
-        parser.add_argument("--model", default=s.default_model, help="Model name in the registry (default: IMGCLF_DEFAULT_MODEL, or the only model).")
+        parser.add_argument(
+            "--input",
+            required=True,
+            help="CSV with a header and an 'image_uri' column (local or gs://); other columns are passed through.",
+        )
+        parser.add_argument(
+            "--output",
+            required=True,
+            help="Output file (local or gs://); '.jsonl' writes JSON lines, anything else CSV.",
+        )
+        parser.add_argument(
+            "--output_format",
+            choices=["csv", "jsonl"],
+            default=None,
+            help="Override the format implied by --output's extension.",
+        )
+        parser.add_argument(
+            "--model",
+            default=s.default_model,
+            help="Model name in the registry (default: IMGCLF_DEFAULT_MODEL, or the only model).",
+        )
         parser.add_argument("--alias", default=None, help=f"Registry alias to use (default: {s.default_alias}).")
         parser.add_argument("--model_version", type=int, default=None, help="A version number; overrides --alias.")
-        parser.add_argument("--model_root", default=s.model_root, help="Registry root, a folder or gs:// prefix (IMGCLF_MODEL_ROOT).")
-        parser.add_argument("--top_k", type=int, default=1, help="Multiclass only: how many labels to return per image.")
-        parser.add_argument("--batch_size", type=int, default=s.batch_size, help="Images per model call (IMGCLF_BATCH_SIZE).")
-        parser.add_argument("--max_image_bytes", type=int, default=s.max_image_bytes, help="Larger files become 'too_large' records (IMGCLF_MAX_IMAGE_BYTES).")
-        parser.add_argument("--max_image_pixels", type=int, default=s.max_image_pixels, help="Images with more pixels become 'too_large' records (IMGCLF_MAX_IMAGE_PIXELS).")
-        parser.add_argument("--num_shards", type=int, default=None, help="Output shards: 1 writes exactly --output, 0 lets the runner choose; default 1 for inputs up to 64 MiB, else 0.")
-        parser.add_argument("--progress_every", type=int, default=500, help="Log a progress line every N images (0: never).")
+        parser.add_argument(
+            "--model_root", default=s.model_root, help="Registry root, a folder or gs:// prefix (IMGCLF_MODEL_ROOT)."
+        )
+        parser.add_argument(
+            "--top_k", type=int, default=1, help="Multiclass only: how many labels to return per image."
+        )
+        parser.add_argument(
+            "--batch_size", type=int, default=s.batch_size, help="Images per model call (IMGCLF_BATCH_SIZE)."
+        )
+        parser.add_argument(
+            "--max_image_bytes",
+            type=int,
+            default=s.max_image_bytes,
+            help="Larger files become 'too_large' records (IMGCLF_MAX_IMAGE_BYTES).",
+        )
+        parser.add_argument(
+            "--max_image_pixels",
+            type=int,
+            default=s.max_image_pixels,
+            help="Images with more pixels become 'too_large' records (IMGCLF_MAX_IMAGE_PIXELS).",
+        )
+        parser.add_argument(
+            "--num_shards",
+            type=int,
+            default=None,
+            help="Output shards: 1 writes exactly --output, 0 lets the runner choose; default 1 for inputs up to 64 MiB, else 0.",
+        )
+        parser.add_argument(
+            "--progress_every", type=int, default=500, help="Log a progress line every N images (0: never)."
+        )
 
 
 @dataclass(frozen=True)
@@ -96,7 +136,8 @@ def build_pipeline(p: beam.Pipeline, options: PipelineOptions, batch_plan: Batch
     records = (
         p
         | "ReadCsv" >> ReadCsvRows(opts.input, batch_plan.columns)
-        | "Classify" >> ClassifyImages(
+        | "Classify"
+        >> ClassifyImages(
             batch_plan.model,
             batch_size=opts.batch_size,
             top_k=opts.top_k,
@@ -154,8 +195,11 @@ def run(argv: list[str] | None = None) -> int:
         return 2
     log.info(
         "classifying %s with %s version %d (%s) -> %s",
-        opts.input, batch_plan.model.name, batch_plan.model.version,
-        batch_plan.model.card.label_spec.task.value, opts.output,
+        opts.input,
+        batch_plan.model.name,
+        batch_plan.model.version,
+        batch_plan.model.card.label_spec.task.value,
+        opts.output,
     )
     started = time.monotonic()
     p = beam.Pipeline(options=options)

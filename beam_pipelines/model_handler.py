@@ -67,5 +67,7 @@ def _predict_one(predict, image: bytes) -> np.ndarray | ImageError:
 def _op_message(e: tf.errors.OpError) -> str:
     """The first line TF gives about the failing op, without the graph dump."""
     lines = [line.strip() for line in (e.message or "").splitlines() if line.strip()]
-    useful = [line for line in lines if not line.startswith(("Graph execution error", "Detected at node", "<stack", "[["))]
+    useful = [
+        line for line in lines if not line.startswith(("Graph execution error", "Detected at node", "<stack", "[["))
+    ]
     return (useful[0] if useful else type(e).__name__)[:200]

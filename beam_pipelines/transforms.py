@@ -67,7 +67,7 @@ def read_csv_header(path: str) -> list[str]:
 def parse_row(line: str, columns: list[str], base_dir: str) -> InputRow:
     cells = next(csv.reader([line]), [])
     cells += [""] * (len(columns) - len(cells))
-    values = dict(zip(columns, (c.strip() for c in cells)))
+    values = dict(zip(columns, (c.strip() for c in cells), strict=False))
     uri = values.pop("image_uri")
     return InputRow(uri, resolve_uri(uri, base_dir) if uri else "", values)
 
@@ -113,7 +113,9 @@ class _ToRecord(beam.DoFn):
 
     def process(self, element: tuple[InputRow, PredictionResult | ImageError]) -> Iterator[PredictionRecord]:
         row, outcome = element
-        base = dict(image_uri=row.image_uri, model_name=self.model_name, model_version=self.model_version, extra=row.extra)
+        base = dict(
+            image_uri=row.image_uri, model_name=self.model_name, model_version=self.model_version, extra=row.extra
+        )
         if isinstance(outcome, PredictionResult):
             outcome = outcome.inference
         if isinstance(outcome, ImageError):
@@ -125,7 +127,7 @@ class _ToRecord(beam.DoFn):
         yield PredictionRecord(
             **base,
             labels=self.spec.decide(probabilities, self.top_k),
-            scores={label: round(float(p), 6) for label, p in zip(self.spec.labels, probabilities)},
+            scores={label: round(float(p), 6) for label, p in zip(self.spec.labels, probabilities, strict=False)},
         )
 
 
@@ -149,17 +151,27 @@ class _LogProgress(beam.DoFn):
 class ClassifyImages(beam.PTransform):
     """InputRows -> PredictionRecords, one per row: read, check, RunInference, decide."""
 
-    def __init__(self, model: ResolvedModel, batch_size: int = 64, top_k: int = 1,
-                 max_image_bytes: int = 20 * 1024 * 1024, max_image_pixels: int = 50_000_000,
-                 progress_every: int = 0):
+    def __init__(
+        self,
+        model: ResolvedModel,
+        batch_size: int = 64,
+        top_k: int = 1,
+        max_image_bytes: int = 20 * 1024 * 1024,
+        max_image_pixels: int = 50_000_000,
+        progress_every: int = 0,
+    ):
         super().__init__()
         self.model, self.batch_size, self.top_k = model, batch_size, top_k
-        self.max_image_bytes, self.max_image_pixels, self.progress_every = max_image_bytes, max_image_pixels, progress_every
+        self.max_image_bytes, self.max_image_pixels, self.progress_every = (
+            max_image_bytes,
+            max_image_pixels,
+            progress_every,
+        )
 
     def expand(self, rows):
-        images = rows | "ReadImages" >> beam.ParDo(_ReadImage(self.max_image_bytes, self.max_image_pixels)).with_outputs(
-            _ReadImage.ERRORS, main="images"
-        )
+        images = rows | "ReadImages" >> beam.ParDo(
+            _ReadImage(self.max_image_bytes, self.max_image_pixels)
+        ).with_outputs(_ReadImage.ERRORS, main="images")
         handler = KeyedModelHandler(SavedModelImageHandler(self.model.saved_model_uri, self.batch_size))
         inferred = images.images | "RunInference" >> RunInference(handler)
         if self.progress_every:
@@ -185,7 +197,12 @@ class WritePredictions(beam.PTransform):
         super().__init__()
         if output_format not in ("csv", "jsonl"):
             raise ValueError(f"output format must be csv or jsonl, got {output_format!r}")
-        self.output, self.output_format, self.columns, self.num_shards = output, output_format, passthrough_columns, num_shards
+        self.output, self.output_format, self.columns, self.num_shards = (
+            output,
+            output_format,
+            passthrough_columns,
+            num_shards,
+        )
 
     def expand(self, records):
         if self.output_format == "csv":
@@ -195,9 +212,13 @@ class WritePredictions(beam.PTransform):
             lines = records | "ToJson" >> beam.Map(lambda r: r.to_json())
             header = None
         if self.num_shards == 1:
-            return lines | "Write" >> beam.io.WriteToText(self.output, shard_name_template="", num_shards=1, header=header)
+            return lines | "Write" >> beam.io.WriteToText(
+                self.output, shard_name_template="", num_shards=1, header=header
+            )
         stem, ext = posixpath.splitext(self.output)
-        return lines | "Write" >> beam.io.WriteToText(stem, file_name_suffix=ext, num_shards=self.num_shards, header=header)
+        return lines | "Write" >> beam.io.WriteToText(
+            stem, file_name_suffix=ext, num_shards=self.num_shards, header=header
+        )
 
 
 def output_files(output: str, num_shards: int) -> list[str]:

@@ -47,9 +47,15 @@ def _train(args: argparse.Namespace) -> int:
         return 2
     card = result.card
     test = card.metrics.get("test", {})
-    shown = f"test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f}" if test.get("count") else "no test split"
-    print(f"{card.name} version {card.version} ({card.label_spec.task.value}, {len(card.label_spec.labels)} labels): "
-          f"{shown}; aliases set: {', '.join(result.aliases_set)}")
+    shown = (
+        f"test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f}"
+        if test.get("count")
+        else "no test split"
+    )
+    print(
+        f"{card.name} version {card.version} ({card.label_spec.task.value}, {len(card.label_spec.labels)} labels): "
+        f"{shown}; aliases set: {', '.join(result.aliases_set)}"
+    )
     return 0
 
 
@@ -70,8 +76,10 @@ def _models(args: argparse.Namespace) -> int:
                 print(f"no models under {registry.root}")
             for name in names:
                 aliases = registry.aliases(name)
-                print(f"{name}: versions {registry.versions(name)}, aliases "
-                      f"{', '.join(f'{a}={v}' for a, v in sorted(aliases.items())) or 'none'}")
+                print(
+                    f"{name}: versions {registry.versions(name)}, aliases "
+                    f"{', '.join(f'{a}={v}' for a, v in sorted(aliases.items())) or 'none'}"
+                )
             return 0
         name = args.name or registry.default_model()
         resolved = registry.resolve(name, args.alias, args.version)
@@ -101,12 +109,21 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--data", help="Image-folder tree: DIR/<label>/<image>.")
     t.add_argument("--model", required=True, help="Model name in the registry.")
     t.add_argument("--task", choices=["binary", "multiclass", "multilabel"], help="Default: inferred from the labels.")
-    t.add_argument("--labels", help="Comma-separated label order (binary: negative,positive). Default: the production version's, else sorted.")
-    t.add_argument("--allow-new-labels", action="store_true", help="Accept labels the production version does not have.")
+    t.add_argument(
+        "--labels",
+        help="Comma-separated label order (binary: negative,positive). Default: the production version's, else sorted.",
+    )
+    t.add_argument(
+        "--allow-new-labels", action="store_true", help="Accept labels the production version does not have."
+    )
     t.add_argument("--backbone", default="efficientnet_lite0", choices=["efficientnet_lite0", "small_cnn"])
     t.add_argument("--image-size", type=int, help="Input size in pixels (default: the backbone's).")
-    t.add_argument("--epochs", type=int, default=40, help="Head epochs on frozen features (early stopping on validation loss).")
-    t.add_argument("--fine-tune-epochs", type=int, default=0, help="Then fine-tune the top blocks for this many epochs (0: skip).")
+    t.add_argument(
+        "--epochs", type=int, default=40, help="Head epochs on frozen features (early stopping on validation loss)."
+    )
+    t.add_argument(
+        "--fine-tune-epochs", type=int, default=0, help="Then fine-tune the top blocks for this many epochs (0: skip)."
+    )
     t.add_argument("--fine-tune-from-block", type=int, default=10, help="First EfficientNet block (0-16) to unfreeze.")
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--learning-rate", type=float, default=1e-3)

@@ -38,16 +38,38 @@ def main() -> int:
     paths = write_elpv(str(data_dir / "elpv"), "binary")
     with open(paths["manifest"]) as f:
         splits = [row["split"] for row in csv.DictReader(f)]
-    print(f"  manifest {paths['manifest']}: " + ", ".join(f"{s} {splits.count(s)}" for s in ("train", "validation", "test")))
+    print(
+        f"  manifest {paths['manifest']}: "
+        + ", ".join(f"{s} {splits.count(s)}" for s in ("train", "validation", "test"))
+    )
 
     _step(2, "Training a binary classifier (functional vs defective) on EfficientNet-Lite0 features")
-    _imgclf("train", "--manifest", paths["manifest"], "--model", MODEL,
-            "--labels", ",".join(elpv_label_order("binary")), "--promote", "--model-root", settings.model_root)
+    _imgclf(
+        "train",
+        "--manifest",
+        paths["manifest"],
+        "--model",
+        MODEL,
+        "--labels",
+        ",".join(elpv_label_order("binary")),
+        "--promote",
+        "--model-root",
+        settings.model_root,
+    )
 
     _step(3, "Batch-classifying the held-out test images with the Beam pipeline (local runner)")
     output = str(data_dir / "predictions.csv")
-    _imgclf("classify", "--input", paths["holdout"], "--output", output, "--model", MODEL,
-            "--model_root", settings.model_root)
+    _imgclf(
+        "classify",
+        "--input",
+        paths["holdout"],
+        "--output",
+        output,
+        "--model",
+        MODEL,
+        "--model_root",
+        settings.model_root,
+    )
 
     _step(4, "Summary")
     with open(output, newline="") as f:
@@ -55,12 +77,16 @@ def main() -> int:
     ok = [r for r in rows if not r["error"]]
     correct = sum(r["labels"] == r["input_labels"] for r in ok)
     version = int(ok[0]["model_version"]) if ok else 0
-    card = json.loads(Path(settings.model_root, MODEL, "versions", str(version), "model.json").read_text()) if ok else {}
+    card = (
+        json.loads(Path(settings.model_root, MODEL, "versions", str(version), "model.json").read_text()) if ok else {}
+    )
     report = Path(settings.model_root, MODEL, "versions", str(version), "report")
     print(f"  images classified:  {len(ok)} ok, {len(rows) - len(ok)} errors")
     if ok:
-        print(f"  accuracy on held-out images: {correct / len(ok):.4f} ({correct}/{len(ok)}); "
-              f"published baselines on ELPV: SVM 0.8244, CNN 0.8842 (Deitsch et al. 2019)")
+        print(
+            f"  accuracy on held-out images: {correct / len(ok):.4f} ({correct}/{len(ok)}); "
+            f"published baselines on ELPV: SVM 0.8244, CNN 0.8842 (Deitsch et al. 2019)"
+        )
         print(f"  model: {MODEL} version {version}, threshold {card['label_spec']['thresholds']}")
     print(f"  predictions: {output}")
     print(f"    open with:  column -s, -t < {output} | less -S     (or pandas.read_csv)")

@@ -49,8 +49,14 @@ def stratified_test_split(strata: list[str], test_fraction: float, seed: int) ->
     return mask
 
 
-def write_elpv(out_dir: str, task: str = "binary", test_fraction: float = 0.25,
-               validation_fraction: float = 0.12, seed: int = 0, limit: int | None = None) -> dict[str, str]:
+def write_elpv(
+    out_dir: str,
+    task: str = "binary",
+    test_fraction: float = 0.25,
+    validation_fraction: float = 0.12,
+    seed: int = 0,
+    limit: int | None = None,
+) -> dict[str, str]:
     """Copies the cell images to ``out_dir/images`` and writes two manifests.
 
     ``manifest.csv`` has every image with a split (stratified test share as in
@@ -66,7 +72,7 @@ def write_elpv(out_dir: str, task: str = "binary", test_fraction: float = 0.25,
     if limit:
         keep = np.sort(np.random.default_rng(seed).permutation(len(paths))[:limit])
         rows, paths = rows[keep], paths[keep]
-    labels = [_elpv_labels(float(p), t.decode(), task) for p, t in zip(rows["probability"], rows["type"])]
+    labels = [_elpv_labels(float(p), t.decode(), task) for p, t in zip(rows["probability"], rows["type"], strict=False)]
     strata = [";".join(lbl) or "none" for lbl in labels]
     test = stratified_test_split(strata, test_fraction, seed)
     rest = np.flatnonzero(~test)

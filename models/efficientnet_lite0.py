@@ -78,6 +78,7 @@ def imagenet_checkpoint_path() -> str:
 
 def load_imagenet_weights(model: keras.Model) -> None:
     state = load_state_dict(imagenet_checkpoint_path())
+
     # Keras forbids a leading '_' in names: "blocks.3.expand_conv" is "_blocks.3._expand_conv" there.
     def tensor(layer_name: str, weight: str) -> np.ndarray:
         torch_name = ".".join(p if p.isdigit() else "_" + p for p in layer_name.split("."))
@@ -91,9 +92,7 @@ def load_imagenet_weights(model: keras.Model) -> None:
         elif isinstance(layer, layers.Conv2D):
             layer.set_weights([tensor(name, "weight").transpose(2, 3, 1, 0)])
         elif isinstance(layer, layers.BatchNormalization):
-            layer.set_weights(
-                [tensor(name, k) for k in ("weight", "bias", "running_mean", "running_var")]
-            )
+            layer.set_weights([tensor(name, k) for k in ("weight", "bias", "running_mean", "running_var")])
         elif isinstance(layer, layers.Dense):
             layer.set_weights([tensor(name, "weight").T, tensor(name, "bias")])
         else:
@@ -111,4 +110,3 @@ def block_index(layer_name: str) -> int | None:
     if layer_name.startswith("blocks."):
         return int(layer_name.split(".")[1])
     return None
-

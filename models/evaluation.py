@@ -15,7 +15,9 @@ from sklearn import metrics as skm
 from models.label_spec import LabelSpec, Task
 
 
-def choose_thresholds(spec: LabelSpec, probabilities: np.ndarray, label_sets: Sequence[Sequence[str]]) -> dict[str, float]:
+def choose_thresholds(
+    spec: LabelSpec, probabilities: np.ndarray, label_sets: Sequence[Sequence[str]]
+) -> dict[str, float]:
     """Per-label thresholds on validation data.
 
     Binary maximises accuracy; multilabel maximises each label's F1. Labels with no
@@ -112,7 +114,7 @@ def plot_training_curves(history: dict[str, list[float]], path: str, title: str)
 
     metrics = sorted({k.removeprefix("val_") for k in history})
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.5), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
+    for ax, metric in zip(axes[0], metrics, strict=False):
         for key, style in ((metric, "-"), (f"val_{metric}", "--")):
             if key in history:
                 ax.plot(range(1, len(history[key]) + 1), history[key], style, label=key)

@@ -66,9 +66,7 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> tuple[int, int]
     except Exception as e:
         raise ImageError(ErrorCode.DECODE_ERROR, f"unreadable {fmt} header: {_short(e)}") from None
     if width * height > max_pixels:
-        raise ImageError(
-            ErrorCode.TOO_LARGE, f"{width}x{height} pixels is over the limit of {max_pixels}"
-        )
+        raise ImageError(ErrorCode.TOO_LARGE, f"{width}x{height} pixels is over the limit of {max_pixels}")
     return width, height
 
 

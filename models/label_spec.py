@@ -7,13 +7,13 @@ through :meth:`LabelSpec.decide`, so the rules live in exactly one place.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
 
-class Task(str, Enum):
+class Task(StrEnum):
     BINARY = "binary"
     MULTICLASS = "multiclass"
     MULTILABEL = "multilabel"
@@ -68,7 +68,7 @@ class LabelSpec(BaseModel):
         if self.task is Task.MULTICLASS:
             order = np.argsort(-p, kind="stable")[: max(1, top_k)]
             return [self.labels[i] for i in order]
-        return [label for label, prob in zip(self.labels, p) if prob >= self.threshold(label)]
+        return [label for label, prob in zip(self.labels, p, strict=False) if prob >= self.threshold(label)]
 
     def encode(self, label_sets: Sequence[Sequence[str]]) -> np.ndarray:
         """Targets for training: a class index per row (single-label) or a 0/1 matrix (multilabel)."""

@@ -75,7 +75,7 @@ class _Unpickler(pickle.Unpickler):
         return key
 
 
-def load_state_dict(path: str) -> "OrderedDict[str, np.ndarray]":
+def load_state_dict(path: str) -> OrderedDict[str, np.ndarray]:
     """Name -> numpy array for every tensor in a legacy PyTorch checkpoint."""
     storage_types: dict[str, _StorageType] = {}
     with open(path, "rb") as f:

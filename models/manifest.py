@@ -58,8 +58,7 @@ def read_manifest(uri: str) -> list[Example]:
     missing = [c for c in ("image_uri", "labels") if c not in columns]
     if missing:
         raise ManifestError(
-            f"{uri}: the header must have columns image_uri,labels[,split]; missing {missing}, "
-            f"found {columns}"
+            f"{uri}: the header must have columns image_uri,labels[,split]; missing {missing}, found {columns}"
         )
     base_dir = posixpath.dirname(uri)
     examples, bad_splits = [], []
@@ -72,9 +71,7 @@ def read_manifest(uri: str) -> list[Example]:
         if split not in SPLITS:
             bad_splits.append(f"row {row_number}: split {split!r} is not one of {SPLITS}")
             continue
-        examples.append(
-            Example(resolve_uri(image_uri, base_dir), parse_labels(row.get("labels")), split, row_number)
-        )
+        examples.append(Example(resolve_uri(image_uri, base_dir), parse_labels(row.get("labels")), split, row_number))
     if bad_splits:
         raise ManifestError(f"{uri}: {len(bad_splits)} bad rows:\n  " + "\n  ".join(bad_splits[:20]))
     if not examples:
@@ -121,7 +118,6 @@ def check_labels(examples: Sequence[Example], known: Sequence[str]) -> None:
             for label, rows in sorted(rows_by_label.items())
         ]
         raise ManifestError(
-            "\n".join(lines)
-            + f"\nThe label spec has {list(known)}. Fix these rows, or pass --allow-new-labels "
+            "\n".join(lines) + f"\nThe label spec has {list(known)}. Fix these rows, or pass --allow-new-labels "
             "(or a --labels list that includes them) to train with a new label set."
         )

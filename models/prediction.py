@@ -6,8 +6,8 @@ Errors are records too (``error`` set, no labels), so no input is ever silently 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 RECORD_FIELDS = ("image_uri", "labels", "scores", "model_name", "model_version", "predicted_at", "error")
 
 
-class ErrorCode(str, Enum):
+class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"
     NOT_AN_IMAGE = "not_an_image"
     TOO_LARGE = "too_large"
@@ -36,7 +36,7 @@ class ImageError(Exception):
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class PredictionRecord(BaseModel):

@@ -12,9 +12,11 @@ unfinished write and is ignored by readers.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import shutil
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +45,7 @@ class ModelCard(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     data_fingerprint: str = ""
     parent_version: int | None = None
-    created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
     training: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -149,9 +151,19 @@ class ModelRegistry:
 
 
 def local_saved_model(uri: str, cache_dir: str | None = None) -> str:
-    """A local path for a SavedModel, copying it down first when it lives on ``gs://``."""
+    """A local path for a SavedModel, copied down once when it lives on ``gs://``.
+
+    Versions are immutable, so a copy cached under the URI's hash never goes stale.
+    """
     if storage.is_local(uri):
         return uri.removeprefix("file://")
-    target = tempfile.mkdtemp(prefix="imgclf-model-", dir=cache_dir)
-    storage.download_dir(uri, target)
-    return target
+    cache = Path(cache_dir or tempfile.gettempdir(), "imgclf-models")
+    target = cache / hashlib.sha256(uri.encode()).hexdigest()[:24]
+    if not (target / "saved_model.pb").exists():
+        partial = Path(tempfile.mkdtemp(prefix="partial-", dir=cache.mkdir(parents=True, exist_ok=True) or cache))
+        storage.download_dir(uri, str(partial))
+        try:
+            partial.rename(target)
+        except OSError:  # another process finished the same copy first
+            shutil.rmtree(partial, ignore_errors=True)
+    return str(target)

@@ -22,9 +22,7 @@ class Settings(BaseSettings):
     )
     default_alias: str = Field("production", description="Alias that serving and batch runs read.")
     max_image_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Larger inputs are refused.")
-    max_image_pixels: int = Field(
-        50_000_000, gt=0, description="Width x height limit, against decompression bombs."
-    )
+    max_image_pixels: int = Field(50_000_000, gt=0, description="Width x height limit, against decompression bombs.")
     batch_size: int = Field(64, gt=0, description="Images per model call in batch inference.")
 
 

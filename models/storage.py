@@ -15,7 +15,8 @@ from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
 
-def _anonymous_gcs_for_emulator() -> None:
+def use_emulator_if_configured() -> None:
+    """With STORAGE_EMULATOR_HOST set, make Beam's GCS client anonymous; otherwise do nothing."""
     if not os.environ.get("STORAGE_EMULATOR_HOST"):
         return
     try:
@@ -27,7 +28,7 @@ def _anonymous_gcs_for_emulator() -> None:
         auth._Credentials._credentials_init = True
 
 
-_anonymous_gcs_for_emulator()
+use_emulator_if_configured()
 
 
 def is_local(uri: str) -> bool:

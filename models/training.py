@@ -103,7 +103,9 @@ def resolve_label_spec(examples: Sequence[Example], config: TrainConfig, parent:
         raise ManifestError(f"cannot build a {task.value} label spec from labels {known}: {e}") from None
 
 
-def load_images(examples: Sequence[Example], config: TrainConfig, image_size: int) -> tuple[list[Example], list[bytes], list[str]]:
+def load_images(
+    examples: Sequence[Example], config: TrainConfig, image_size: int
+) -> tuple[list[Example], list[bytes], list[str]]:
     """Reads and fully decodes every image once; unusable ones are named, with what to do."""
     decode = tf.function(lambda b: decode_image(b, image_size))
     kept, data, bad = [], [], []
@@ -137,7 +139,7 @@ def load_images(examples: Sequence[Example], config: TrainConfig, image_size: in
 
 def fingerprint(examples: Sequence[Example], data: Sequence[bytes]) -> str:
     h = hashlib.sha256()
-    for e, raw in sorted(zip(examples, data), key=lambda pair: pair[0].image_uri):
+    for e, raw in sorted(zip(examples, data, strict=False), key=lambda pair: pair[0].image_uri):
         h.update(f"{hashlib.sha256(raw).hexdigest()} {';'.join(e.labels)} {e.split}\n".encode())
     return h.hexdigest()
 
@@ -160,7 +162,9 @@ def extract_features(backbone: keras.Model, data: Sequence[bytes], image_size: i
         chunks.append(forward(images).numpy())
         done += len(chunks[-1])
         if len(chunks) % 8 == 0 or done == len(data):
-            log.info("%s features: %d/%d images (%.0f img/s)", what, done, len(data), done / (time.monotonic() - started))
+            log.info(
+                "%s features: %d/%d images (%.0f img/s)", what, done, len(data), done / (time.monotonic() - started)
+            )
     return np.concatenate(chunks)
 
 
@@ -204,7 +208,9 @@ class _EpochLog(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         shown = "  ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items() if k != "learning_rate")
-        log.info("%s epoch %d/%d  %s  (%.0fs)", self.phase, epoch + 1, self.epochs, shown, time.monotonic() - self.started)
+        log.info(
+            "%s epoch %d/%d  %s  (%.0fs)", self.phase, epoch + 1, self.epochs, shown, time.monotonic() - self.started
+        )
 
 
 def _fit(model, spec, train, validation, epochs, learning_rate, patience, phase) -> dict[str, list[float]]:
@@ -259,8 +265,14 @@ def _fine_tune(backbone, head, spec, config, image_size, examples, data) -> tupl
         return ds.prefetch(tf.data.AUTOTUNE)
 
     history = _fit(
-        classifier, spec, (dataset("train", True),), dataset("validation", False),
-        config.fine_tune_epochs, config.fine_tune_learning_rate, config.patience, "fine-tune",
+        classifier,
+        spec,
+        (dataset("train", True),),
+        dataset("validation", False),
+        config.fine_tune_epochs,
+        config.fine_tune_learning_rate,
+        config.patience,
+        "fine-tune",
     )
     return classifier, history
 
@@ -320,7 +332,9 @@ def train(config: TrainConfig, registry: ModelRegistry) -> TrainResult:
         }
 
     truth = {s: [e.labels for e in pick(s)] for s in by_split}
-    spec = spec.model_copy(update={"thresholds": evaluation.choose_thresholds(spec, probabilities["validation"], truth["validation"])})
+    spec = spec.model_copy(
+        update={"thresholds": evaluation.choose_thresholds(spec, probabilities["validation"], truth["validation"])}
+    )
     metrics = {s: evaluation.evaluate(spec, probabilities[s], truth[s]) for s in ("validation", "test")}
     elapsed = time.monotonic() - started
     _log_metrics(spec, metrics)
@@ -351,7 +365,11 @@ def train(config: TrainConfig, registry: ModelRegistry) -> TrainResult:
         registry.set_alias(config.model_name, alias, version)
     log.info(
         "registered %s version %d under %s (alias %s) in %.0fs",
-        config.model_name, version, registry.root, ", ".join(aliases), time.monotonic() - started,
+        config.model_name,
+        version,
+        registry.root,
+        ", ".join(aliases),
+        time.monotonic() - started,
     )
     return TrainResult(card=card, aliases_set=aliases, skipped_rows=skipped)
 
@@ -376,7 +394,10 @@ def _write_report(folder: Path, spec: LabelSpec, metrics, history, name: str) ->
     if "confusion_matrix" in metrics[split]:
         files["report/confusion_matrix.png"] = folder / "confusion_matrix.png"
         evaluation.plot_confusion_matrix(
-            spec, metrics[split]["confusion_matrix"], str(files["report/confusion_matrix.png"]), f"{name}: {split} split"
+            spec,
+            metrics[split]["confusion_matrix"],
+            str(files["report/confusion_matrix.png"]),
+            f"{name}: {split} split",
         )
     return {k: str(v) for k, v in files.items()}
 

@@ -1,0 +1,166 @@
+"""The batch pipeline end to end: a CSV mixing good and bad inputs, one record per row."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that
+
+from beam_pipelines import batch
+from beam_pipelines.transforms import CsvInputError
+from tests.helpers import colour_image, write_csv
+
+
+def _options(**flags) -> PipelineOptions:
+    return PipelineOptions([f"--{k}={v}" for k, v in {"runner": batch.LOCAL_RUNNER, **flags}.items()])
+
+
+@pytest.fixture
+def mixed_inputs(tmp_path, colour_data):
+    """Good images of each colour plus every kind of bad input, with an id column."""
+    (tmp_path / "zero.png").write_bytes(b"")
+    (tmp_path / "text.jpg").write_text("not an image at all")
+    (tmp_path / "truncated.jpg").write_bytes(colour_image("red", 7, fmt="JPEG")[:300])
+    (tmp_path / "huge.png").write_bytes(colour_image("red", 8, size=300))
+    good = [
+        [str(colour_data / f"{c}/{i}.png"), f"g-{c}-{i}", c] for c in ("red", "green", "blue") for i in range(20, 24)
+    ]
+    bad = [
+        [str(tmp_path / "missing.png"), "b-missing", ""],
+        [str(tmp_path / "zero.png"), "b-zero", ""],
+        [str(tmp_path / "text.jpg"), "b-text", ""],
+        [str(tmp_path / "truncated.jpg"), "b-truncated", ""],
+        [str(tmp_path / "huge.png"), "b-huge", ""],
+        ["", "b-empty", ""],
+    ]
+    write_csv(tmp_path / "in.csv", ["image_uri", "id", "labels"], good[:5] + bad + good[5:])
+    return tmp_path / "in.csv"
+
+
+EXPECTED_ERRORS = {
+    "b-missing": "not_found",
+    "b-zero": "not_an_image",
+    "b-text": "not_an_image",
+    "b-truncated": "decode_error",
+    "b-huge": "too_large",
+    "b-empty": "not_found",
+}
+
+
+def _check_records(rows: list[dict]) -> None:
+    by_id = {r["id"]: r for r in rows}
+    assert len(rows) == len(by_id) == 18
+    for rid, code in EXPECTED_ERRORS.items():
+        assert by_id[rid]["error"].startswith(code + ": "), by_id[rid]
+        assert not by_id[rid]["labels"] and not by_id[rid]["scores"]
+    good = [r for r in rows if r["id"].startswith("g-")]
+    assert all(not r["error"] for r in good)
+    assert sum(r["labels"] == r["input_labels"] for r in good) >= 11
+    for r in good:
+        assert r["model_name"] == "colours" and str(r["model_version"]) == "1"
+        assert r["predicted_at"].endswith("Z")
+
+
+def test_every_row_becomes_one_csv_record_with_errors_in_place(mixed_inputs, trained_registry, tmp_path):
+    out = tmp_path / "out.csv"
+    options = _options(
+        input=mixed_inputs, output=out, model_root=trained_registry, max_image_pixels=200 * 200, batch_size=4
+    )
+    with TestPipeline(options=options) as p:
+        records = batch.build_pipeline(p, options)
+        assert_that(records, lambda rs: len(rs) == 18 or pytest.fail(f"{len(rs)} records"))
+    with open(out, newline="") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames[:7] == [
+            "image_uri",
+            "labels",
+            "scores",
+            "model_name",
+            "model_version",
+            "predicted_at",
+            "error",
+        ]
+        assert reader.fieldnames[7:] == ["id", "input_labels"]
+        rows = list(reader)
+    _check_records(rows)
+    scores = json.loads(next(r for r in rows if r["id"] == "g-red-20")["scores"])
+    assert set(scores) == {"blue", "green", "red"} and sum(scores.values()) == pytest.approx(1, abs=1e-4)
+
+
+def test_jsonl_output_and_top_k(mixed_inputs, trained_registry, tmp_path):
+    out = tmp_path / "out.jsonl"
+    options = _options(input=mixed_inputs, output=out, model_root=trained_registry, top_k=2, max_image_pixels=40000)
+    with TestPipeline(options=options) as p:
+        batch.build_pipeline(p, options)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    _check_records([{**r, "labels": (r["labels"] or [""])[0], "scores": r["scores"] or ""} for r in rows])
+    good = [r for r in rows if r["error"] is None]
+    assert all(len(r["labels"]) == 2 and isinstance(r["scores"], dict) for r in good)
+
+
+def test_a_csv_without_image_uri_fails_before_running(tmp_path, trained_registry):
+    write_csv(tmp_path / "in.csv", ["path"], [["a.png"]])
+    with pytest.raises(CsvInputError, match="no 'image_uri' column.*found \\['path'\\]"):
+        batch.build_pipeline(
+            TestPipeline(), _options(input=tmp_path / "in.csv", output=tmp_path / "o.csv", model_root=trained_registry)
+        )
+
+
+def test_run_prints_counts_and_exits_zero_with_bad_rows(mixed_inputs, trained_registry, tmp_path, capsys):
+    out = tmp_path / "sharded.csv"
+    code = batch.run(
+        [
+            f"--input={mixed_inputs}",
+            f"--output={out}",
+            f"--model_root={trained_registry}",
+            "--max_image_pixels=40000",
+            "--num_shards=2",
+        ]
+    )
+    assert code == 0
+    assert "18 records (12 ok, 6 errors)" in capsys.readouterr().out
+    shards = sorted(tmp_path.glob("sharded-*-of-00002.csv"))
+    assert len(shards) == 2
+    assert sum(len(s.read_text().splitlines()) - 1 for s in shards) == 18  # each shard has its header
+
+
+def test_run_reports_an_unknown_model_without_a_traceback(mixed_inputs, trained_registry, tmp_path, capsys):
+    code = batch.run(
+        [
+            f"--input={mixed_inputs}",
+            f"--output={tmp_path / 'o.csv'}",
+            f"--model_root={trained_registry}",
+            "--model=nope",
+        ]
+    )
+    assert code == 2
+    assert "model 'nope' has no alias 'production'" in capsys.readouterr().err
+
+
+def test_help_documents_every_option():
+    out = subprocess.run(
+        [sys.executable, "-m", "beam_pipelines.batch", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for flag in (
+        "--input",
+        "--output",
+        "--output_format",
+        "--model",
+        "--alias",
+        "--model_version",
+        "--model_root",
+        "--top_k",
+        "--batch_size",
+        "--max_image_bytes",
+        "--max_image_pixels",
+        "--num_shards",
+        "--progress_every",
+        "--runner",
+        "--temp_location",
+        "--setup_file",
+    ):
+        assert flag in out

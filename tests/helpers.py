@@ -1,0 +1,56 @@
+"""Generated test data: colour-field images a random-weight CNN can tell apart."""
+
+from __future__ import annotations
+
+import csv
+import io
+import socket
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+COLOURS = {"red": (200, 30, 30), "green": (30, 180, 40), "blue": (30, 40, 200)}
+
+
+def colour_image(colour: str, seed: int, size: int = 40, fmt: str = "PNG") -> bytes:
+    rng = np.random.default_rng(seed)
+    base = np.array(COLOURS[colour], np.float32)
+    pixels = np.clip(base + rng.normal(0, 25, (size, size, 3)), 0, 255).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format=fmt)
+    return out.getvalue()
+
+
+def write_colour_dataset(root: Path, colours: list[str], per_colour: int, fmt: str = "PNG") -> list[tuple[str, str]]:
+    """Writes root/<colour>/<n>.<ext>; returns (relative path, colour) rows."""
+    ext = {"PNG": "png", "JPEG": "jpg"}[fmt]
+    rows = []
+    for c in colours:
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(per_colour):
+            rel = f"{c}/{i}.{ext}"
+            (root / rel).write_bytes(colour_image(c, seed=1000 * list(COLOURS).index(c) + i, fmt=fmt))
+            rows.append((rel, c))
+    return rows
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def tiny_train_config(**overrides):
+    from models.training import TrainConfig
+
+    defaults = dict(backbone="small_cnn", image_size=32, epochs=25, learning_rate=0.02, patience=25, batch_size=16)
+    return TrainConfig(**{**defaults, **overrides})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

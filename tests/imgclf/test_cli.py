@@ -1,0 +1,95 @@
+"""The `imgclf` console script, run as a user runs it: train, list, show, classify."""
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import colour_image, write_colour_dataset, write_csv
+
+
+def imgclf(*args: str, env: dict, check: bool = True) -> subprocess.CompletedProcess:
+    exe = shutil.which("imgclf") or str(Path(os.sys.executable).parent / "imgclf")
+    result = subprocess.run([exe, *args], capture_output=True, text=True, env=env, timeout=300)
+    if check and result.returncode != 0:
+        pytest.fail(f"imgclf {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture
+def env(tmp_path):
+    return {**os.environ, "IMGCLF_MODEL_ROOT": str(tmp_path / "models"), "IMGCLF_DATA_DIR": str(tmp_path / "var")}
+
+
+def test_train_on_a_folder_then_classify_a_csv(tmp_path, env):
+    write_colour_dataset(tmp_path / "data", ["red", "blue"], 24)
+    trained = imgclf(
+        "train",
+        "--data",
+        str(tmp_path / "data"),
+        "--model",
+        "rb",
+        "--labels",
+        "red,blue",
+        "--backbone",
+        "small_cnn",
+        "--image-size",
+        "32",
+        "--epochs",
+        "20",
+        "--learning-rate",
+        "0.02",
+        env=env,
+    )
+    assert "rb version 1 (binary, 2 labels)" in trained.stdout and "aliases set: production" in trained.stdout
+    assert "head epoch 1/20" in trained.stderr  # progress per epoch
+
+    listed = imgclf("models", "list", env=env)
+    assert "rb: versions [1], aliases production=1" in listed.stdout
+    card = json.loads(imgclf("models", "show", "rb", env=env).stdout)
+    assert card["label_spec"]["labels"] == ["red", "blue"] and card["aliases"] == {"production": 1}
+
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new/a.png").write_bytes(colour_image("blue", 4242))
+    (tmp_path / "new/b.png").write_bytes(colour_image("red", 4243))
+    (tmp_path / "new/c.png").write_bytes(b"GIF89a broken")
+    write_csv(tmp_path / "new/in.csv", ["image_uri"], [["a.png"], ["b.png"], ["c.png"]])
+    out = tmp_path / "new/out.csv"
+    classified = imgclf("classify", "--input", str(tmp_path / "new/in.csv"), "--output", str(out), env=env)
+    assert "3 records (2 ok, 1 errors)" in classified.stdout
+    with open(out, newline="") as f:
+        rows = {r["image_uri"]: r for r in csv.DictReader(f)}
+    assert rows["a.png"]["labels"] == "blue" and rows["b.png"]["labels"] == "red"
+    assert rows["c.png"]["error"].startswith("decode_error")
+
+
+def test_train_reports_an_unknown_label_and_exits_nonzero(tmp_path, env):
+    write_colour_dataset(tmp_path / "d", ["red", "blue"], 4)
+    write_csv(tmp_path / "m.csv", ["image_uri", "labels"], [["d/red/0.png", "red"], ["d/blue/0.png", "bleu"]])
+    result = imgclf(
+        "train",
+        "--manifest",
+        str(tmp_path / "m.csv"),
+        "--model",
+        "x",
+        "--labels",
+        "red,blue",
+        "--backbone",
+        "small_cnn",
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "unknown label 'bleu' in 1 rows (rows 2)" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_classify_fails_fast_on_a_csv_without_image_uri(tmp_path, env):
+    write_csv(tmp_path / "in.csv", ["file"], [["a.png"]])
+    result = imgclf(
+        "classify", "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "o.csv"), env=env, check=False
+    )
+    assert result.returncode == 2 and "no 'image_uri' column" in result.stderr

@@ -1,0 +1,96 @@
+"""Training on generated colour images with the small CNN: each task type, end to end."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models.manifest import ManifestError
+from models.registry import ModelRegistry
+from models.training import train
+from tests.helpers import COLOURS, colour_image, tiny_train_config, write_colour_dataset, write_csv
+
+
+def _signature_probabilities(registry: ModelRegistry, name: str, images: list[bytes]) -> np.ndarray:
+    resolved = registry.resolve(name)
+    loaded = tf.saved_model.load(resolved.saved_model_uri)
+    return loaded.signatures["serving_default"](image_bytes=tf.constant(images))["probabilities"].numpy()
+
+
+def test_multiclass_model_is_registered_with_card_metrics_and_report(trained_registry):
+    registry = ModelRegistry(str(trained_registry))
+    card = registry.resolve("colours").card
+    assert card.label_spec.task.value == "multiclass" and card.label_spec.labels == sorted(COLOURS)
+    assert card.metrics["test"]["count"] == 12 and card.metrics["test"]["accuracy"] >= 0.9
+    assert card.training["counts"] == {"train": 48, "validation": 12, "test": 12}
+    assert len(card.data_fingerprint) == 64
+    report = trained_registry / "colours/versions/1/report"
+    assert {p.name for p in report.iterdir()} == {"metrics.json", "training_curves.png", "confusion_matrix.png"}
+    probs = _signature_probabilities(registry, "colours", [colour_image("blue", 999), colour_image("red", 998)])
+    assert probs.shape == (2, 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert [card.label_spec.decide(p)[0] for p in probs] == ["blue", "red"]
+
+
+def test_binary_model_outputs_both_probabilities_and_a_chosen_threshold(tmp_path):
+    rows = write_colour_dataset(tmp_path, ["red", "blue"], 20)
+    write_csv(tmp_path / "m.csv", ["image_uri", "labels"], [[rel, c] for rel, c in rows])
+    registry = ModelRegistry(str(tmp_path / "reg"))
+    result = train(
+        tiny_train_config(model_name="rb", manifest=str(tmp_path / "m.csv"), labels=["red", "blue"]), registry
+    )
+    spec = result.card.label_spec
+    assert spec.task.value == "binary" and spec.positive_label == "blue"
+    assert set(spec.thresholds) <= {"blue"}
+    probs = _signature_probabilities(registry, "rb", [colour_image("blue", 500)])
+    assert probs.shape == (1, 2) and probs[0, 1] > 0.5
+
+
+def test_multilabel_thresholds_are_per_label(tmp_path):
+    # Labels "warm" (red) and "cool" (blue/green), and "green" itself: some images carry two labels.
+    rows = write_colour_dataset(tmp_path, list(COLOURS), 20)
+    tags = {"red": "warm", "green": "cool;green", "blue": "cool"}
+    write_csv(tmp_path / "m.csv", ["image_uri", "labels"], [[rel, tags[c]] for rel, c in rows])
+    result = train(
+        tiny_train_config(model_name="ml", manifest=str(tmp_path / "m.csv")), ModelRegistry(str(tmp_path / "reg"))
+    )
+    spec = result.card.label_spec
+    assert spec.task.value == "multilabel" and spec.labels == ["cool", "green", "warm"]
+    assert result.card.metrics["validation"]["per_label"]["green"]["support"] > 0
+
+
+def test_a_second_version_becomes_candidate_unless_promoted(colour_data, tmp_path):
+    registry = ModelRegistry(str(tmp_path))
+    config = tiny_train_config(model_name="c", manifest=str(colour_data / "manifest.csv"), epochs=2)
+    assert train(config, registry).aliases_set == ["production"]
+    second = train(config, registry)
+    assert second.aliases_set == ["candidate"] and second.card.parent_version == 1
+    assert registry.aliases("c") == {"production": 1, "candidate": 2}
+    train(config.model_copy(update={"promote": True}), registry)
+    assert registry.alias("c", "production") == 3
+
+
+def test_unknown_label_against_production_names_it(colour_data, tmp_path):
+    registry = ModelRegistry(str(tmp_path))
+    train(tiny_train_config(model_name="c", manifest=str(colour_data / "manifest.csv"), epochs=1), registry)
+    write_csv(
+        tmp_path / "new.csv",
+        ["image_uri", "labels"],
+        [[str(colour_data / "red/0.png"), "red"], [str(colour_data / "red/1.png"), "crimson"]],
+    )
+    with pytest.raises(ManifestError, match="unknown label 'crimson' in 1 rows \\(rows 2\\)"):
+        train(tiny_train_config(model_name="c", manifest=str(tmp_path / "new.csv")), registry)
+
+
+def test_unreadable_images_are_listed_by_row_unless_skipped(tmp_path):
+    rows = write_colour_dataset(tmp_path, ["red", "blue"], 10)
+    (tmp_path / "broken.png").write_bytes(colour_image("red", 1)[:60])
+    body = [[rel, c] for rel, c in rows] + [["broken.png", "red"], ["missing.png", "blue"]]
+    write_csv(tmp_path / "m.csv", ["image_uri", "labels", "split"], [r + ["train"] for r in body])
+    config = tiny_train_config(model_name="b", manifest=str(tmp_path / "m.csv"), epochs=1)
+    with pytest.raises(ManifestError) as e:
+        train(config, ModelRegistry(str(tmp_path / "reg")))
+    message = str(e.value)
+    assert "2 of 22 images cannot be used" in message
+    assert "row 21" in message and "decode_error" in message and "row 22" in message and "not_found" in message
+    assert "--skip-bad-rows" in message
+    result = train(config.model_copy(update={"skip_bad_rows": True}), ModelRegistry(str(tmp_path / "reg")))
+    assert len(result.skipped_rows) == 2 and result.card.training["counts"]["train"] == 20
