@@ -93,7 +93,8 @@ def _models(args: argparse.Namespace) -> int:
 def _data(args: argparse.Namespace) -> int:
     from models.datasets import write_elpv
 
-    paths = write_elpv(args.out, args.task, limit=args.limit, seed=args.seed)
+    out = args.out or f"{get_settings().data_dir}/elpv-{args.task}"
+    paths = write_elpv(out, args.task, limit=args.limit, seed=args.seed)
     print(json.dumps(paths, indent=2))
     return 0
 
@@ -163,8 +164,6 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "classify":
         return _classify(argv[1:])
     args = build_parser().parse_args(argv)
-    if getattr(args, "dataset", None) and args.out is None:
-        args.out = f"{get_settings().data_dir}/elpv-{args.task}"
     return args.handler(args)
 
 

@@ -52,6 +52,8 @@ def main() -> int:
         MODEL,
         "--labels",
         ",".join(elpv_label_order("binary")),
+        "--epochs",
+        "100",
         "--promote",
         "--model-root",
         settings.model_root,

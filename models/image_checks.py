@@ -30,21 +30,30 @@ def sniff_format(data: bytes) -> str | None:
 
 
 def read_image(uri: str, max_bytes: int) -> bytes:
-    """The raw bytes of ``uri``, or an ImageError naming why they cannot be had."""
+    """The raw bytes of ``uri``, or an ImageError naming why they cannot be had.
+
+    One open and one read of at most ``max_bytes + 1`` bytes: no separate stat call per
+    image, and an oversized object is never downloaded whole.
+    """
     if not uri:
         raise ImageError(ErrorCode.NOT_FOUND, "empty image_uri")
     try:
-        n = storage.size(uri)
+        data = storage.read_bytes(uri, limit=max_bytes + 1)
     except FileNotFoundError:
         raise ImageError(ErrorCode.NOT_FOUND, f"no such file: {uri}") from None
-    except Exception as e:  # e.g. a gs:// bucket we may not read
-        raise ImageError(ErrorCode.NOT_FOUND, f"cannot stat {uri}: {_short(e)}") from None
-    if n > max_bytes:
-        raise ImageError(ErrorCode.TOO_LARGE, f"{n} bytes is over the limit of {max_bytes}")
+    except Exception as e:  # e.g. a gs:// object that is missing or that we may not read
+        reason = "no such object" if not _exists(uri) else "cannot read"
+        raise ImageError(ErrorCode.NOT_FOUND, f"{reason}: {uri} ({_short(e)})") from None
+    if len(data) > max_bytes:
+        raise ImageError(ErrorCode.TOO_LARGE, f"over the limit of {max_bytes} bytes")
+    return data
+
+
+def _exists(uri: str) -> bool:
     try:
-        return storage.read_bytes(uri)
-    except Exception as e:
-        raise ImageError(ErrorCode.NOT_FOUND, f"cannot read {uri}: {_short(e)}") from None
+        return storage.exists(uri)
+    except Exception:
+        return False
 
 
 def check_image(data: bytes, max_bytes: int, max_pixels: int) -> tuple[int, int]:

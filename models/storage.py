@@ -54,9 +54,10 @@ def size(uri: str) -> int:
     return metadata[0].size_in_bytes
 
 
-def read_bytes(uri: str) -> bytes:
+def read_bytes(uri: str, limit: int | None = None) -> bytes:
+    """The file's bytes, or its first ``limit`` bytes."""
     with FileSystems.open(uri, compression_type="uncompressed") as f:
-        return f.read()
+        return f.read() if limit is None else f.read(limit)
 
 
 def read_text(uri: str) -> str:

@@ -93,9 +93,8 @@ def resolve_label_spec(examples: Sequence[Example], config: TrainConfig, parent:
         wrong = [e.row for e in examples if len(e.labels) != 1]
         if wrong:
             raise ManifestError(
-                f"a {task.value} task needs exactly one label per image; rows {wrong[:10]} have "
-                f"{'none' if not examples[wrong[0] - 1].labels else 'several'}. "
-                "Fix them, or pass --task multilabel."
+                f"a {task.value} task needs exactly one label per image, but rows {wrong[:10]}"
+                f"{' ...' if len(wrong) > 10 else ''} have none or several. Fix them, or pass --task multilabel."
             )
     try:
         return LabelSpec(task=task, labels=known)

@@ -46,7 +46,7 @@ def test_read_image_names_missing_and_oversized_files(tmp_path):
     with pytest.raises(ImageError, match="not_found: no such file"):
         read_image(str(tmp_path / "nope.png"), MB)
     (tmp_path / "big.png").write_bytes(b"\x00" * 2000)
-    with pytest.raises(ImageError, match="too_large: 2000 bytes"):
+    with pytest.raises(ImageError, match="too_large: over the limit of 1000 bytes"):
         read_image(str(tmp_path / "big.png"), 1000)
 
 

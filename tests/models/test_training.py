@@ -94,3 +94,10 @@ def test_unreadable_images_are_listed_by_row_unless_skipped(tmp_path):
     assert "--skip-bad-rows" in message
     result = train(config.model_copy(update={"skip_bad_rows": True}), ModelRegistry(str(tmp_path / "reg")))
     assert len(result.skipped_rows) == 2 and result.card.training["counts"]["train"] == 20
+
+
+def test_a_single_label_task_rejects_rows_with_several_labels(tmp_path):
+    write_csv(tmp_path / "m.csv", ["image_uri", "labels"], [["a.png", "red"], ["b.png", "red;blue"], ["c.png", "blue"]])
+    config = tiny_train_config(model_name="x", manifest=str(tmp_path / "m.csv"), task="multiclass")
+    with pytest.raises(ManifestError, match=r"rows \[2\] have none or several.*--task multilabel"):
+        train(config, ModelRegistry(str(tmp_path / "reg")))
