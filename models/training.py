@@ -219,7 +219,10 @@ def _fit(model, spec, train, validation, epochs, learning_rate, patience, phase)
         _EpochLog(phase, epochs),
         keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True),
     ]
-    history = model.fit(*train, validation_data=validation, epochs=epochs, verbose=0, callbacks=callbacks)
+    shuffle = not isinstance(train[0], tf.data.Dataset)  # a dataset shuffles itself
+    history = model.fit(
+        *train, validation_data=validation, epochs=epochs, verbose=0, callbacks=callbacks, shuffle=shuffle
+    )
     return {k: [float(v) for v in vs] for k, vs in history.history.items()}
 
 
@@ -235,6 +238,7 @@ def _augmenter(seed: int) -> keras.Sequential:
 
 
 def _fine_tune(backbone, head, spec, config, image_size, examples, data) -> tuple[keras.Model, dict[str, list[float]]]:
+    backbone.trainable = True  # a frozen parent hides every child's weights from the optimizer
     for layer in backbone.layers:
         index = efficientnet_lite0.block_index(layer.name)
         trainable = index is None or index >= config.fine_tune_from_block
@@ -315,8 +319,10 @@ def train(config: TrainConfig, registry: ModelRegistry) -> TrainResult:
     val_xy = (features[by_split["validation"]], _targets(spec, pick("validation"))) if by_split["validation"] else None
     history = _fit(head, spec, train_xy, val_xy, config.epochs, config.learning_rate, config.patience, "head")
 
+    tuned_parameters = 0
     if config.fine_tune_epochs:
         classifier, fine_history = _fine_tune(backbone, head, spec, config, image_size, examples, data)
+        tuned_parameters = sum(int(np.prod(w.shape)) for w in backbone.trainable_weights)
         for key, values in fine_history.items():
             history.setdefault(key, []).extend(values)
         probabilities = {
@@ -354,6 +360,7 @@ def train(config: TrainConfig, registry: ModelRegistry) -> TrainResult:
                 "counts": {s: len(i) for s, i in by_split.items()},
                 "skipped_rows": len(skipped),
                 "epochs_run": len(history.get("loss", [])),
+                "fine_tuned_backbone_parameters": tuned_parameters,
                 "seconds": round(elapsed, 1),
             },
         )

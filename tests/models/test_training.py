@@ -101,3 +101,13 @@ def test_a_single_label_task_rejects_rows_with_several_labels(tmp_path):
     config = tiny_train_config(model_name="x", manifest=str(tmp_path / "m.csv"), task="multiclass")
     with pytest.raises(ManifestError, match=r"rows \[2\] have none or several.*--task multilabel"):
         train(config, ModelRegistry(str(tmp_path / "reg")))
+
+
+def test_fine_tuning_trains_the_backbone_after_the_head(colour_data, tmp_path):
+    config = tiny_train_config(
+        model_name="ft", manifest=str(colour_data / "manifest.csv"), epochs=3, fine_tune_epochs=2
+    )
+    result = train(config, ModelRegistry(str(tmp_path)))
+    assert result.card.training["fine_tuned_backbone_parameters"] > 20_000  # small_cnn's convolutions
+    assert result.card.training["epochs_run"] == 5
+    assert result.card.metrics["test"]["accuracy"] >= 0.9
