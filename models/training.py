@@ -152,18 +152,17 @@ def image_dataset(data: Sequence[bytes], image_size: int, batch_size: int) -> tf
     )
 
 
-def extract_features(backbone: keras.Model, data: Sequence[bytes], image_size: int, what: str) -> np.ndarray:
+def run_on_images(model: keras.Model, data: Sequence[bytes], image_size: int, what: str) -> np.ndarray:
+    """``model``'s outputs for encoded images, in batches, with progress lines."""
     if not data:
-        return np.zeros((0, backbone.output_shape[-1]), np.float32)
-    forward = tf.function(lambda x: backbone(x, training=False))
+        return np.zeros((0, model.output_shape[-1]), np.float32)
+    forward = tf.function(lambda x: model(x, training=False))
     chunks, done, started = [], 0, time.monotonic()
     for images in image_dataset(data, image_size, 64):
         chunks.append(forward(images).numpy())
         done += len(chunks[-1])
         if len(chunks) % 8 == 0 or done == len(data):
-            log.info(
-                "%s features: %d/%d images (%.0f img/s)", what, done, len(data), done / (time.monotonic() - started)
-            )
+            log.info("%s: %d/%d images (%.0f img/s)", what, done, len(data), done / (time.monotonic() - started))
     return np.concatenate(chunks)
 
 
@@ -280,12 +279,6 @@ def _fine_tune(backbone, head, spec, config, image_size, examples, data) -> tupl
     return classifier, history
 
 
-def _predict_images(classifier: keras.Model, data: Sequence[bytes], image_size: int) -> np.ndarray:
-    if not data:
-        return np.zeros((0, classifier.output_shape[-1]), np.float32)
-    return np.concatenate([classifier(x, training=False).numpy() for x in image_dataset(data, image_size, 64)])
-
-
 # ---------------------------------------------------------------- the whole run
 
 
@@ -312,7 +305,7 @@ def train(config: TrainConfig, registry: ModelRegistry) -> TrainResult:
     if missing and spec.task is not Task.MULTILABEL:
         raise ManifestError(f"labels {sorted(missing)} have no training example; add some or drop the label")
 
-    features = extract_features(backbone, data, image_size, "backbone")
+    features = run_on_images(backbone, data, image_size, "backbone features")
     pick = lambda split: [examples[i] for i in by_split[split]]  # noqa: E731
     head = build_head(spec, features.shape[1], config.dropout)
     train_xy = (features[by_split["train"]], _targets(spec, pick("train")))
@@ -326,13 +319,17 @@ def train(config: TrainConfig, registry: ModelRegistry) -> TrainResult:
         for key, values in fine_history.items():
             history.setdefault(key, []).extend(values)
         probabilities = {
-            s: _full_probabilities(spec, _predict_images(classifier, [data[i] for i in idx], image_size))
+            s: _full_probabilities(
+                spec, run_on_images(classifier, [data[i] for i in idx], image_size, f"{s} predictions")
+            )
             for s, idx in by_split.items()
         }
     else:
         classifier = keras.Sequential([backbone, head], name="classifier")
         probabilities = {
-            s: _full_probabilities(spec, head.predict(features[idx], verbose=0) if idx else np.zeros((0, 1)))
+            s: _full_probabilities(
+                spec, head.predict(features[idx], verbose=0) if idx else np.zeros((0, head.output_shape[-1]))
+            )
             for s, idx in by_split.items()
         }
 
