@@ -9,38 +9,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import typing
 
 from models.logging_setup import configure_logging
 from models.settings import get_settings
+from models.train_config import TrainConfig
 
 
 def _train(args: argparse.Namespace) -> int:
     from models.manifest import ManifestError
     from models.registry import ModelRegistry, RegistryError
-    from models.training import TrainConfig, train
+    from models.training import train
 
     s = get_settings()
-    config = TrainConfig(
-        model_name=args.model,
-        manifest=args.manifest,
-        data_dir=args.data,
-        task=args.task,
-        labels=[x.strip() for x in args.labels.split(",")] if args.labels else None,
-        allow_new_labels=args.allow_new_labels,
-        backbone=args.backbone,
-        image_size=args.image_size,
-        epochs=args.epochs,
-        fine_tune_epochs=args.fine_tune_epochs,
-        fine_tune_from_block=args.fine_tune_from_block,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        skip_bad_rows=args.skip_bad_rows,
-        promote=args.promote,
-        max_image_bytes=s.max_image_bytes,
-        max_image_pixels=s.max_image_pixels,
-    )
+    fields = {k: v for k, v in vars(args).items() if k in TrainConfig.model_fields and v is not None}
     try:
+        config = TrainConfig(**fields, max_image_bytes=s.max_image_bytes, max_image_pixels=s.max_image_pixels)
         result = train(config, ModelRegistry(args.model_root or s.model_root))
     except (ManifestError, RegistryError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -100,6 +84,9 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    def default(field: str):  # TrainConfig owns the defaults; the help only shows them
+        return TrainConfig.model_fields[field].default
+
     parser = argparse.ArgumentParser(prog="imgclf", description="Image classification: train, classify, manage models.")
     parser.add_argument("-v", "--verbose", action="store_true", help="More log output.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -107,28 +94,41 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="Train a model on a manifest or image folder and register a new version.")
     src = t.add_mutually_exclusive_group(required=True)
     src.add_argument("--manifest", help="CSV with image_uri,labels[,split] (labels ';'-separated).")
-    src.add_argument("--data", help="Image-folder tree: DIR/<label>/<image>.")
-    t.add_argument("--model", required=True, help="Model name in the registry.")
+    src.add_argument("--data", dest="data_dir", help="Image-folder tree: DIR/<label>/<image>.")
+    t.add_argument("--model", dest="model_name", required=True, help="Model name in the registry.")
     t.add_argument("--task", choices=["binary", "multiclass", "multilabel"], help="Default: inferred from the labels.")
     t.add_argument(
         "--labels",
+        type=lambda text: [label.strip() for label in text.split(",")],
         help="Comma-separated label order (binary: negative,positive). Default: the production version's, else sorted.",
     )
     t.add_argument(
         "--allow-new-labels", action="store_true", help="Accept labels the production version does not have."
     )
-    t.add_argument("--backbone", default="efficientnet_lite0", choices=["efficientnet_lite0", "small_cnn"])
+    t.add_argument(
+        "--backbone",
+        choices=typing.get_args(TrainConfig.model_fields["backbone"].annotation),
+        help=f"Default: {default('backbone')}.",
+    )
     t.add_argument("--image-size", type=int, help="Input size in pixels (default: the backbone's).")
     t.add_argument(
-        "--epochs", type=int, default=40, help="Head epochs on frozen features (early stopping on validation loss)."
+        "--epochs",
+        type=int,
+        help=f"Head epochs on frozen features, early-stopped on validation loss (default {default('epochs')}).",
     )
     t.add_argument(
-        "--fine-tune-epochs", type=int, default=0, help="Then fine-tune the top blocks for this many epochs (0: skip)."
+        "--fine-tune-epochs",
+        type=int,
+        help="Then fine-tune the top backbone blocks for this many epochs (default 0: skip).",
     )
-    t.add_argument("--fine-tune-from-block", type=int, default=10, help="First EfficientNet block (0-16) to unfreeze.")
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--learning-rate", type=float, default=1e-3)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument(
+        "--fine-tune-from-block",
+        type=int,
+        help=f"First EfficientNet block (0-16) to unfreeze (default {default('fine_tune_from_block')}).",
+    )
+    t.add_argument("--batch-size", type=int, help=f"Default {default('batch_size')}.")
+    t.add_argument("--learning-rate", type=float, help=f"Head learning rate (default {default('learning_rate')}).")
+    t.add_argument("--seed", type=int, help=f"Default {default('seed')}.")
     t.add_argument("--skip-bad-rows", action="store_true", help="Train without unreadable images instead of stopping.")
     t.add_argument("--promote", action="store_true", help="Point 'production' at the new version even if one exists.")
     t.add_argument("--model-root", "--model_root", help="Registry root (default: IMGCLF_MODEL_ROOT or ./var/models).")

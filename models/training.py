@@ -20,7 +20,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from models import efficientnet_lite0, evaluation
 from models.backbones import build_backbone
@@ -31,32 +31,9 @@ from models.manifest import Example, ManifestError, check_labels, examples_from_
 from models.prediction import ErrorCode, ImageError
 from models.preprocessing import decode_image, decode_images
 from models.registry import ModelCard, ModelRegistry, RegistryError, check_name
+from models.train_config import TrainConfig
 
 log = logging.getLogger("imgclf.train")
-
-
-class TrainConfig(BaseModel):
-    model_name: str
-    manifest: str | None = Field(None, description="CSV image_uri,labels[,split]")
-    data_dir: str | None = Field(None, description="image-folder tree root/<label>/<image>")
-    task: Task | None = None
-    labels: list[str] | None = Field(None, description="Label order; for binary the second is positive.")
-    allow_new_labels: bool = False
-    backbone: str = "efficientnet_lite0"
-    image_size: int | None = None
-    epochs: int = Field(40, ge=1)
-    fine_tune_epochs: int = Field(0, ge=0)
-    fine_tune_from_block: int = Field(10, ge=0, le=efficientnet_lite0.NUM_BLOCKS)
-    batch_size: int = Field(32, ge=1)
-    learning_rate: float = Field(1e-3, gt=0)
-    fine_tune_learning_rate: float = Field(1e-4, gt=0)
-    dropout: float = Field(0.2, ge=0, lt=1)
-    patience: int = Field(6, ge=1)
-    seed: int = 0
-    skip_bad_rows: bool = False
-    promote: bool = False
-    max_image_bytes: int = 20 * 1024 * 1024
-    max_image_pixels: int = 50_000_000
 
 
 class TrainResult(BaseModel):

@@ -1,0 +1,35 @@
+"""Training parameters, kept free of TensorFlow so command-line tools can import them cheaply."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from models.label_spec import Task
+
+
+class TrainConfig(BaseModel):
+    model_name: str
+    manifest: str | None = Field(None, description="CSV image_uri,labels[,split]")
+    data_dir: str | None = Field(None, description="image-folder tree root/<label>/<image>")
+    task: Task | None = None
+    labels: list[str] | None = Field(None, description="Label order; for binary the second is positive.")
+    allow_new_labels: bool = False
+    backbone: Literal["efficientnet_lite0", "small_cnn"] = "efficientnet_lite0"
+    image_size: int | None = None
+    epochs: int = Field(40, ge=1)
+    fine_tune_epochs: int = Field(0, ge=0)
+    fine_tune_from_block: int = Field(
+        10, ge=0, le=16, description="EfficientNet-Lite0 blocks are 0-15; 16 tunes the head conv only."
+    )
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    fine_tune_learning_rate: float = Field(1e-4, gt=0)
+    dropout: float = Field(0.2, ge=0, lt=1)
+    patience: int = Field(6, ge=1)
+    seed: int = 0
+    skip_bad_rows: bool = False
+    promote: bool = False
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 50_000_000
