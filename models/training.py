@@ -79,38 +79,47 @@ def resolve_label_spec(examples: Sequence[Example], config: TrainConfig, parent:
         raise ManifestError(f"cannot build a {task.value} label spec from labels {known}: {e}") from None
 
 
-def load_images(
-    examples: Sequence[Example], config: TrainConfig, image_size: int
-) -> tuple[list[Example], list[bytes], list[str]]:
-    """Reads and fully decodes every image once; unusable ones are named, with what to do."""
-    decode = tf.function(lambda b: decode_image(b, image_size))
+def load_images(examples: Sequence[Example], config: TrainConfig) -> tuple[list[Example], list[bytes], list[str]]:
+    """Reads every image and checks its header; full decoding waits for the one pass that needs it."""
     kept, data, bad = [], [], []
     started = time.monotonic()
     for i, example in enumerate(examples, start=1):
         try:
             raw = read_image(example.image_uri, config.max_image_bytes)
             check_image(raw, config.max_image_bytes, config.max_image_pixels)
-            try:
-                decode(tf.constant(raw))
-            except tf.errors.InvalidArgumentError as e:
-                raise ImageError(ErrorCode.DECODE_ERROR, str(e).splitlines()[0][:200]) from None
         except ImageError as e:
-            bad.append(f"row {example.row} ({example.image_uri}): {e}")
+            bad.append(_bad_row(example, e))
             continue
         kept.append(example)
         data.append(raw)
         if i % 500 == 0 or i == len(examples):
             log.info("read %d/%d images (%.0f img/s)", i, len(examples), i / (time.monotonic() - started))
+    _refuse_or_skip(bad, len(examples), config)
+    return kept, data, bad
+
+
+def _bad_row(example: Example, error: ImageError) -> str:
+    return f"row {example.row} ({example.image_uri}): {error}"
+
+
+def _refuse_or_skip(bad: list[str], total: int, config: TrainConfig) -> None:
     if bad and not config.skip_bad_rows:
         raise ManifestError(
-            f"{len(bad)} of {len(examples)} images cannot be used:\n  "
+            f"{len(bad)} of {total} images cannot be used:\n  "
             + "\n  ".join(bad[:20])
             + ("\n  ..." if len(bad) > 20 else "")
             + "\nFix or remove these rows, or pass --skip-bad-rows to train without them."
         )
     for line in bad:
         log.warning("skipping %s", line)
-    return kept, data, bad
+
+
+def _decode_error(raw: bytes, image_size: int) -> ImageError:
+    try:
+        decode_image(tf.constant(raw), image_size)
+    except tf.errors.InvalidArgumentError as e:
+        return ImageError(ErrorCode.DECODE_ERROR, str(e.message).splitlines()[0][:200])
+    return ImageError(ErrorCode.DECODE_ERROR, "failed to decode in a batch")
 
 
 def fingerprint(examples: Sequence[Example], data: Sequence[bytes]) -> str:
@@ -120,27 +129,39 @@ def fingerprint(examples: Sequence[Example], data: Sequence[bytes]) -> str:
     return h.hexdigest()
 
 
-def image_dataset(data: Sequence[bytes], image_size: int, batch_size: int) -> tf.data.Dataset:
-    return (
-        tf.data.Dataset.from_tensor_slices(tf.constant(list(data), dtype=tf.string))
-        .batch(batch_size)
-        .map(lambda b: decode_images(b, image_size), num_parallel_calls=tf.data.AUTOTUNE)
+def run_on_images(
+    model: keras.Model, data: Sequence[bytes], image_size: int, what: str
+) -> tuple[np.ndarray, list[int]]:
+    """``model``'s outputs for encoded images, and the indices of the images that decoded.
+
+    Each image is decoded once, here; one that fails is left out (its index missing)
+    rather than failing the whole batch.
+    """
+    if not data:
+        return np.zeros((0, model.output_shape[-1]), np.float32), []
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((tf.range(len(data)), tf.constant(list(data), dtype=tf.string)))
+        .map(lambda i, raw: (i, decode_image(raw, image_size)), num_parallel_calls=tf.data.AUTOTUNE)
+        .ignore_errors()
+        .batch(64)
         .prefetch(tf.data.AUTOTUNE)
     )
-
-
-def run_on_images(model: keras.Model, data: Sequence[bytes], image_size: int, what: str) -> np.ndarray:
-    """``model``'s outputs for encoded images, in batches, with progress lines."""
-    if not data:
-        return np.zeros((0, model.output_shape[-1]), np.float32)
     forward = tf.function(lambda x: model(x, training=False))
-    chunks, done, started = [], 0, time.monotonic()
-    for images in image_dataset(data, image_size, 64):
+    chunks, decoded, started = [], [], time.monotonic()
+    for indices, images in dataset:
         chunks.append(forward(images).numpy())
-        done += len(chunks[-1])
-        if len(chunks) % 8 == 0 or done == len(data):
-            log.info("%s: %d/%d images (%.0f img/s)", what, done, len(data), done / (time.monotonic() - started))
-    return np.concatenate(chunks)
+        decoded.extend(indices.numpy().tolist())
+        if len(chunks) % 8 == 0:
+            log.info(
+                "%s: %d/%d images (%.0f img/s)",
+                what,
+                len(decoded),
+                len(data),
+                len(decoded) / (time.monotonic() - started),
+            )
+    log.info("%s: %d/%d images done in %.0fs", what, len(decoded), len(data), time.monotonic() - started)
+    outputs = np.concatenate(chunks) if chunks else np.zeros((0, model.output_shape[-1]), np.float32)
+    return outputs, decoded
 
 
 # ---------------------------------------------------------------- model
@@ -273,7 +294,14 @@ def train(config: TrainConfig, registry: ModelRegistry) -> TrainResult:
 
     backbone, image_size = build_backbone(config.backbone, config.image_size)
     backbone.trainable = False
-    examples, data, skipped = load_images(examples, config, image_size)
+    examples, data, skipped = load_images(examples, config)
+    features, decoded = run_on_images(backbone, data, image_size, "backbone features")
+    if len(decoded) < len(data):
+        undecodable = sorted(set(range(len(data))) - set(decoded))
+        failed = [_bad_row(examples[i], _decode_error(data[i], image_size)) for i in undecodable]
+        _refuse_or_skip(failed, len(examples) + len(skipped), config)
+        skipped += failed
+        examples, data = [examples[i] for i in decoded], [data[i] for i in decoded]
     by_split = {s: [i for i, e in enumerate(examples) if e.split == s] for s in ("train", "validation", "test")}
     log.info("splits: %s", {s: len(i) for s, i in by_split.items()})
     if not by_split["train"]:
@@ -282,7 +310,6 @@ def train(config: TrainConfig, registry: ModelRegistry) -> TrainResult:
     if missing and spec.task is not Task.MULTILABEL:
         raise ManifestError(f"labels {sorted(missing)} have no training example; add some or drop the label")
 
-    features = run_on_images(backbone, data, image_size, "backbone features")
     pick = lambda split: [examples[i] for i in by_split[split]]  # noqa: E731
     head = build_head(spec, features.shape[1], config.dropout)
     train_xy = (features[by_split["train"]], _targets(spec, pick("train")))
@@ -297,7 +324,7 @@ def train(config: TrainConfig, registry: ModelRegistry) -> TrainResult:
             history.setdefault(key, []).extend(values)
         probabilities = {
             s: _full_probabilities(
-                spec, run_on_images(classifier, [data[i] for i in idx], image_size, f"{s} predictions")
+                spec, run_on_images(classifier, [data[i] for i in idx], image_size, f"{s} predictions")[0]
             )
             for s, idx in by_split.items()
         }

@@ -82,18 +82,27 @@ def test_unknown_label_against_production_names_it(colour_data, tmp_path):
 
 def test_unreadable_images_are_listed_by_row_unless_skipped(tmp_path):
     rows = write_colour_dataset(tmp_path, ["red", "blue"], 10)
-    (tmp_path / "broken.png").write_bytes(colour_image("red", 1)[:60])
-    body = [[rel, c] for rel, c in rows] + [["broken.png", "red"], ["missing.png", "blue"]]
-    write_csv(tmp_path / "m.csv", ["image_uri", "labels", "split"], [r + ["train"] for r in body])
-    config = tiny_train_config(model_name="b", manifest=str(tmp_path / "m.csv"), epochs=1)
-    with pytest.raises(ManifestError) as e:
-        train(config, ModelRegistry(str(tmp_path / "reg")))
-    message = str(e.value)
-    assert "2 of 22 images cannot be used" in message
-    assert "row 21" in message and "decode_error" in message and "row 22" in message and "not_found" in message
-    assert "--skip-bad-rows" in message
-    result = train(config.model_copy(update={"skip_bad_rows": True}), ModelRegistry(str(tmp_path / "reg")))
-    assert len(result.skipped_rows) == 2 and result.card.training["counts"]["train"] == 20
+    (tmp_path / "broken.png").write_bytes(colour_image("red", 1)[:60])  # header fine, pixels cut off
+    body = [[rel, c, "train"] for rel, c in rows]
+    write_csv(tmp_path / "missing.csv", ["image_uri", "labels", "split"], body + [["missing.png", "blue", "train"]])
+    write_csv(tmp_path / "broken.csv", ["image_uri", "labels", "split"], body + [["broken.png", "red", "train"]])
+    write_csv(
+        tmp_path / "both.csv",
+        ["image_uri", "labels", "split"],
+        body + [["broken.png", "red", "train"], ["missing.png", "blue", "train"]],
+    )
+    registry = ModelRegistry(str(tmp_path / "reg"))
+
+    for manifest, row, code in (("missing.csv", 21, "not_found"), ("broken.csv", 21, "decode_error")):
+        with pytest.raises(ManifestError) as e:
+            train(tiny_train_config(model_name="b", manifest=str(tmp_path / manifest), epochs=1), registry)
+        assert f"1 of 21 images cannot be used:\n  row {row} (" in str(e.value)
+        assert code in str(e.value) and "--skip-bad-rows" in str(e.value)
+
+    config = tiny_train_config(model_name="b", manifest=str(tmp_path / "both.csv"), epochs=1, skip_bad_rows=True)
+    result = train(config, registry)
+    assert [line.split(" (")[0] for line in result.skipped_rows] == ["row 22", "row 21"]
+    assert result.card.training["counts"]["train"] == 20 and result.card.training["skipped_rows"] == 2
 
 
 def test_a_single_label_task_rejects_rows_with_several_labels(tmp_path):
