@@ -46,14 +46,14 @@ class BatchOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
         s = get_settings()
+        # Not argparse-required: Beam parses every options class for every pipeline in the
+        # process, so a required flag here would break unrelated pipelines. plan() checks them.
         parser.add_argument(
             "--input",
-            required=True,
             help="CSV with a header and an 'image_uri' column (local or gs://); other columns are passed through.",
         )
         parser.add_argument(
             "--output",
-            required=True,
             help="Output file (local or gs://); '.jsonl' writes JSON lines, anything else CSV.",
         )
         parser.add_argument(
@@ -118,6 +118,8 @@ class BatchPlan:
 def plan(options: PipelineOptions) -> BatchPlan:
     """Resolves all that can fail before any work starts: the CSV header and the model version."""
     opts = options.view_as(BatchOptions)
+    if not opts.input or not opts.output:
+        raise ValueError("--input and --output are required")
     columns = read_csv_header(opts.input)
     model = ModelRegistry(opts.model_root).resolve(
         opts.model, opts.alias or get_settings().default_alias, opts.model_version
@@ -168,6 +170,8 @@ def argument_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     BatchOptions._add_argparse_args(parser)
+    for action in parser._actions:
+        action.required = action.dest in ("input", "output")
     return parser
 
 

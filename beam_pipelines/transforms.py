@@ -161,12 +161,12 @@ class ClassifyImages(beam.PTransform):
         progress_every: int = 0,
     ):
         super().__init__()
-        self.model, self.batch_size, self.top_k = model, batch_size, top_k
-        self.max_image_bytes, self.max_image_pixels, self.progress_every = (
-            max_image_bytes,
-            max_image_pixels,
-            progress_every,
-        )
+        self.model = model
+        self.batch_size = batch_size
+        self.top_k = top_k
+        self.max_image_bytes = max_image_bytes
+        self.max_image_pixels = max_image_pixels
+        self.progress_every = progress_every
 
     def expand(self, rows):
         images = rows | "ReadImages" >> beam.ParDo(
@@ -197,12 +197,10 @@ class WritePredictions(beam.PTransform):
         super().__init__()
         if output_format not in ("csv", "jsonl"):
             raise ValueError(f"output format must be csv or jsonl, got {output_format!r}")
-        self.output, self.output_format, self.columns, self.num_shards = (
-            output,
-            output_format,
-            passthrough_columns,
-            num_shards,
-        )
+        self.output = output
+        self.output_format = output_format
+        self.columns = passthrough_columns
+        self.num_shards = num_shards
 
     def expand(self, records):
         if self.output_format == "csv":

@@ -164,3 +164,14 @@ def test_help_documents_every_option():
         "--setup_file",
     ):
         assert flag in out
+
+
+def test_importing_the_batch_options_leaves_other_pipelines_parseable():
+    options = PipelineOptions([f"--runner={batch.LOCAL_RUNNER}"])
+    assert options.get_all_options()["runner"] == batch.LOCAL_RUNNER
+
+
+def test_missing_input_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit):
+        batch.run(["--output=o.csv"])
+    assert "the following arguments are required: --input" in capsys.readouterr().err
