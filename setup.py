@@ -36,6 +36,9 @@ setup(
         "uvicorn>=0.54,<0.55",
         "python-multipart>=0.0.34,<0.1",
         "streamlit>=1.67,<1.68",
+        "sqlalchemy>=2.1,<2.2",  # lineage store (and the label store)
+        "keras-tuner==1.4.8",
+        "pyyaml>=6,<7",
     ],
     extras_require={
         "dev": [

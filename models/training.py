@@ -1,6 +1,7 @@
 """Train a classifier on a manifest or image folder and register it as a new version.
 
-Transfer learning in two phases: the frozen backbone's features are computed once and
+``fit`` trains and exports a candidate; ``train`` (the ``imgclf train`` command) also
+registers it. Transfer learning in two phases: the frozen backbone's features are computed once and
 a head is fitted on them (fast on a CPU); then, optionally, the top backbone blocks are
 fine-tuned end to end on augmented images. Thresholds are chosen on the validation
 split and metrics measured on the test split, with the same decision rules serving uses.
@@ -280,21 +281,30 @@ def _fine_tune(backbone, head, spec, config, image_size, examples, data) -> tupl
 # ---------------------------------------------------------------- the whole run
 
 
-def train(config: TrainConfig, registry: ModelRegistry) -> TrainResult:
-    """Trains, evaluates, exports and registers a version; returns its model card."""
-    check_name(config.model_name)
+class Candidate(BaseModel):
+    """A trained, exported model not yet in the registry: what the Pusher registers if blessed."""
+
+    card: ModelCard
+    saved_model_dir: str
+    files: dict[str, str]
+    skipped_rows: list[str]
+
+
+def fit(
+    config: TrainConfig,
+    spec: LabelSpec,
+    examples: list[Example],
+    data: list[bytes],
+    out_dir: str,
+    parent_version: int | None = None,
+    skipped: Sequence[str] = (),
+) -> Candidate:
+    """Trains on in-memory images, evaluates on their splits, and exports to ``out_dir``."""
     keras.utils.set_random_seed(config.seed)
     started = time.monotonic()
-
-    production = registry.alias(config.model_name, "production")
-    parent = registry.card(config.model_name, production) if production is not None else None
-    examples = load_examples(config)
-    spec = resolve_label_spec(examples, config, parent)
-    log.info("task %s, labels %s, %d examples", spec.task.value, spec.labels, len(examples))
-
+    skipped = list(skipped)
     backbone, image_size = build_backbone(config.backbone, config.image_size)
     backbone.trainable = False
-    examples, data, skipped = load_images(examples, config)
     features, decoded = run_on_images(backbone, data, image_size, "backbone features")
     if len(decoded) < len(data):
         undecodable = sorted(set(range(len(data))) - set(decoded))
@@ -342,30 +352,45 @@ def train(config: TrainConfig, registry: ModelRegistry) -> TrainResult:
         update={"thresholds": evaluation.choose_thresholds(spec, probabilities["validation"], truth["validation"])}
     )
     metrics = {s: evaluation.evaluate(spec, probabilities[s], truth[s]) for s in ("validation", "test")}
-    elapsed = time.monotonic() - started
     _log_metrics(spec, metrics)
 
+    files = _write_report(Path(out_dir, "report"), spec, metrics, history, config.model_name)
+    saved_model_dir = str(Path(out_dir, "saved_model"))
+    export_saved_model(classifier, spec, image_size, saved_model_dir)
+    card = ModelCard(
+        name=config.model_name,
+        label_spec=spec,
+        image_size=image_size,
+        backbone=config.backbone,
+        metrics=metrics,
+        data_fingerprint=fingerprint(examples, data),
+        parent_version=parent_version,
+        training={
+            **config.model_dump(mode="json", exclude={"model_name", "promote"}),
+            "counts": {s: len(i) for s, i in by_split.items()},
+            "skipped_rows": len(skipped),
+            "epochs_run": len(history.get("loss", [])),
+            "fine_tuned_backbone_parameters": tuned_parameters,
+            "history": history,
+            "seconds": round(time.monotonic() - started, 1),
+        },
+    )
+    return Candidate(card=card, saved_model_dir=saved_model_dir, files=files, skipped_rows=skipped)
+
+
+def train(config: TrainConfig, registry: ModelRegistry) -> TrainResult:
+    """``imgclf train``: reads a manifest, fits, registers; aliases as the module docstring says."""
+    check_name(config.model_name)
+    started = time.monotonic()
+    production = registry.alias(config.model_name, "production")
+    parent = registry.card(config.model_name, production) if production is not None else None
+    examples = load_examples(config)
+    spec = resolve_label_spec(examples, config, parent)
+    log.info("task %s, labels %s, %d examples", spec.task.value, spec.labels, len(examples))
+    examples, data, skipped = load_images(examples, config)
     with tempfile.TemporaryDirectory(prefix="imgclf-train-") as tmp:
-        files = _write_report(Path(tmp, "report"), spec, metrics, history, config.model_name)
-        export_saved_model(classifier, spec, image_size, str(Path(tmp, "saved_model")))
-        card = ModelCard(
-            name=config.model_name,
-            label_spec=spec,
-            image_size=image_size,
-            backbone=config.backbone,
-            metrics=metrics,
-            data_fingerprint=fingerprint(examples, data),
-            parent_version=production,
-            training={
-                **config.model_dump(mode="json", exclude={"model_name", "promote"}),
-                "counts": {s: len(i) for s, i in by_split.items()},
-                "skipped_rows": len(skipped),
-                "epochs_run": len(history.get("loss", [])),
-                "fine_tuned_backbone_parameters": tuned_parameters,
-                "seconds": round(elapsed, 1),
-            },
-        )
-        version = registry.register(card, str(Path(tmp, "saved_model")), files)
+        candidate = fit(config, spec, examples, data, tmp, production, skipped)
+        version = registry.register(candidate.card, candidate.saved_model_dir, candidate.files)
     card = registry.card(config.model_name, version)
     aliases = ["production"] if production is None or config.promote else ["candidate"]
     for alias in aliases:
@@ -378,7 +403,7 @@ def train(config: TrainConfig, registry: ModelRegistry) -> TrainResult:
         ", ".join(aliases),
         time.monotonic() - started,
     )
-    return TrainResult(card=card, aliases_set=aliases, skipped_rows=skipped)
+    return TrainResult(card=card, aliases_set=aliases, skipped_rows=candidate.skipped_rows)
 
 
 def _log_metrics(spec: LabelSpec, metrics: dict[str, dict[str, Any]]) -> None:
