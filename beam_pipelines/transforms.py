@@ -180,7 +180,7 @@ class ClassifyImages(beam.PTransform):
         return (inferred, images[_ReadImage.ERRORS]) | "Merge" >> beam.Flatten() | "ToRecords" >> beam.ParDo(to_record)
 
 
-def _csv_line(values: list[str]) -> str:
+def csv_line(values) -> str:
     out = io.StringIO()
     csv.writer(out, lineterminator="").writerow(values)
     return out.getvalue()
@@ -204,8 +204,8 @@ class WritePredictions(beam.PTransform):
 
     def expand(self, records):
         if self.output_format == "csv":
-            lines = records | "ToCsv" >> beam.Map(lambda r: _csv_line(r.to_csv_values()))
-            header = _csv_line(csv_header(self.columns))
+            lines = records | "ToCsv" >> beam.Map(lambda r: csv_line(r.to_csv_values()))
+            header = csv_line(csv_header(self.columns))
         else:
             lines = records | "ToJson" >> beam.Map(lambda r: r.to_json())
             header = None
