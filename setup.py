@@ -7,7 +7,7 @@ the exact set that `make` installs. Dataflow workers install this package throug
 
 from setuptools import find_packages, setup
 
-PACKAGES = ["models", "beam_pipelines", "api", "labeling_dashboard", "imgclf"]
+PACKAGES = ["models", "beam_pipelines", "retraining", "api", "labeling_dashboard", "imgclf"]
 
 setup(
     name="imgclf",

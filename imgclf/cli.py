@@ -54,6 +54,12 @@ def _models(args: argparse.Namespace) -> int:
 
     registry = ModelRegistry(args.model_root or get_settings().model_root)
     try:
+        if args.action == "rollback":
+            name = args.name or registry.default_model()
+            current = registry.alias(name, args.alias or "production")
+            version = registry.rollback(name, args.alias or "production")
+            print(f"{name}: {args.alias or 'production'} moved from v{current} back to v{version}")
+            return 0
         if args.action == "list":
             names = registry.models()
             if not names:
@@ -72,6 +78,26 @@ def _models(args: argparse.Namespace) -> int:
     except RegistryError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def _retrain(args: argparse.Namespace) -> int:
+    from retraining.lock import RunLocked
+    from retraining.pipeline import RetrainConfig, format_summary, run_once
+
+    config = RetrainConfig.from_yaml(
+        args.config,
+        model_name=args.model,
+        manifest=args.manifest,
+        corrections=args.corrections,
+        model_root=args.model_root,
+    )
+    try:
+        summary = run_once(config)
+    except RunLocked as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    print(format_summary(summary))
+    return 0 if summary.status == "succeeded" else 1
 
 
 def _data(args: argparse.Namespace) -> int:
@@ -140,13 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
 
-    m = sub.add_parser("models", help="List models or show one version's card.")
-    m.add_argument("action", choices=["list", "show"])
+    m = sub.add_parser("models", help="List models, show a version's card, or roll an alias back.")
+    m.add_argument("action", choices=["list", "show", "rollback"])
     m.add_argument("name", nargs="?")
     m.add_argument("--version", type=int)
     m.add_argument("--alias")
     m.add_argument("--model-root", "--model_root")
     m.set_defaults(handler=_models)
+
+    r = sub.add_parser("retrain", help="Run the retraining pipeline once: validate, train, evaluate, push if better.")
+    r.add_argument("--config", help="YAML with model_name, manifest, corrections, trainer, validation, evaluation.")
+    r.add_argument("--model", help="Overrides model_name in the config.")
+    r.add_argument("--manifest", help="Overrides manifest in the config.")
+    r.add_argument("--corrections", help="Corrections CSV (image_uri,labels,corrected_at); overrides the config.")
+    r.add_argument("--model-root", "--model_root")
+    r.set_defaults(handler=_retrain)
 
     d = sub.add_parser("data", help="Write a demo dataset from a PyPI package as images plus manifests.")
     d.add_argument("dataset", choices=["elpv"])

@@ -125,3 +125,62 @@ def plot_training_curves(history: dict[str, list[float]], path: str, title: str)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_pr_curves(
+    spec: LabelSpec, probabilities: dict[str, np.ndarray], label_sets: Sequence[Sequence[str]], path: str, title: str
+) -> None:
+    """Precision-recall per label, one line per model (e.g. candidate vs production)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    truth = spec.indicator(label_sets)
+    columns = [1] if spec.task is Task.BINARY else list(range(len(spec.labels)))
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.8), squeeze=False)
+    for ax, j in zip(axes[0], columns, strict=True):
+        for name, probs in probabilities.items():
+            if truth[:, j].min() == truth[:, j].max():
+                continue
+            precision, recall, _ = skm.precision_recall_curve(truth[:, j], probs[:, j])
+            ap = skm.average_precision_score(truth[:, j], probs[:, j])
+            ax.plot(recall, precision, label=f"{name} (AP {ap:.3f})")
+        ax.set_title(spec.labels[j])
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+        ax.legend(loc="lower left")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_threshold_curves(
+    spec: LabelSpec, probabilities: np.ndarray, label_sets: Sequence[Sequence[str]], path: str, title: str
+) -> None:
+    """Precision, recall and F1 against the decision threshold, with the chosen threshold marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    truth = spec.indicator(label_sets)
+    columns = [1] if spec.task is Task.BINARY else list(range(len(spec.labels)))
+    grid = np.linspace(0.01, 0.99, 99)
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.8), squeeze=False)
+    for ax, j in zip(axes[0], columns, strict=True):
+        y, p = truth[:, j], probabilities[:, j]
+        curves = np.array(
+            [skm.precision_recall_fscore_support(y, p >= t, average="binary", zero_division=0)[:3] for t in grid]
+        )
+        for k, name in enumerate(("precision", "recall", "F1")):
+            ax.plot(grid, curves[:, k], label=name)
+        ax.axvline(spec.threshold(spec.labels[j]), color="grey", linestyle=":", label="threshold")
+        ax.set_title(spec.labels[j])
+        ax.set_xlabel("threshold")
+        ax.legend(loc="lower left")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -108,6 +108,17 @@ class ModelRegistry:
             raise RegistryError(f"model {name!r} has no version {version}")
         storage.replace_atomically(self._path(name, "aliases", alias), f"{version}\n".encode())
 
+    def rollback(self, name: str, alias: str = "production") -> int:
+        """Points ``alias`` back at the version it named before the current one (its parent)."""
+        current = self.alias(name, alias)
+        if current is None:
+            raise RegistryError(f"model {name!r} has no alias {alias!r} to roll back")
+        previous = self.card(name, current).parent_version
+        if previous is None:
+            raise RegistryError(f"{name} v{current} has no earlier version to roll back to")
+        self.set_alias(name, alias, previous)
+        return previous
+
     def register(self, card: ModelCard, saved_model_dir: str, files: dict[str, str] | None = None) -> int:
         """Copy a local SavedModel (and report files) in as the next version; returns its number."""
         check_name(card.name)

@@ -147,10 +147,9 @@ def run_on_images(
         .batch(64)
         .prefetch(tf.data.AUTOTUNE)
     )
-    forward = tf.function(lambda x: model(x, training=False))
     chunks, decoded, started = [], [], time.monotonic()
     for indices, images in dataset:
-        chunks.append(forward(images).numpy())
+        chunks.append(np.asarray(model.predict_on_batch(images)))
         decoded.extend(indices.numpy().tolist())
         if len(chunks) % 8 == 0:
             log.info(

@@ -1,0 +1,122 @@
+"""Whole retraining runs on tiny data with the small CNN: a blessed push, a refused candidate,
+a validation stop, the run lock, and rollback."""
+
+import fcntl
+import json
+from pathlib import Path
+
+import pytest
+
+from models.registry import ModelRegistry, RegistryError
+from retraining.evaluator import EvaluationConfig
+from retraining.lineage import LineageStore
+from retraining.lock import RunLocked, run_lock
+from retraining.pipeline import RetrainConfig, format_summary, run_once
+from tests.helpers import write_colour_dataset, write_csv
+
+TRAINER = {"backbone": "small_cnn", "image_size": 32, "epochs": 25, "learning_rate": 0.02, "patience": 25}
+
+
+@pytest.fixture
+def setup(tmp_path):
+    rows = write_colour_dataset(tmp_path / "data", ["red", "blue"], 24)
+    splits = ["train"] * 16 + ["validation"] * 4 + ["test"] * 4
+    body = [[rel, colour, splits[i % 24]] for i, (rel, colour) in enumerate(rows)]
+    write_csv(tmp_path / "data/manifest.csv", ["image_uri", "labels", "split"], body)
+    config = RetrainConfig(
+        model_name="rb",
+        manifest=str(tmp_path / "data/manifest.csv"),
+        model_root=str(tmp_path / "models"),
+        work_dir=str(tmp_path / "work"),
+        trainer={**TRAINER, "labels": ["red", "blue"]},
+        evaluation={"floor": 0.8, "tolerance": 0.02},
+    )
+    return tmp_path, config, body
+
+
+def test_first_run_is_blessed_on_the_floor_and_pushed_with_lineage(setup):
+    tmp_path, config, _ = setup
+    summary = run_once(config)
+    assert summary.status == "succeeded" and summary.blessed and summary.pushed_version == 1
+    assert summary.production is None and summary.candidate["accuracy"] >= 0.8
+    assert summary.counts == {"train": 32, "validation": 8, "test": 8, "unreadable": 0}
+    registry = ModelRegistry(config.model_root)
+    assert registry.alias("rb", "production") == 1
+    card = registry.card("rb", 1)
+    assert card.training["retraining_run"] == summary.run_id
+    assert (tmp_path / "models/rb/versions/1/evaluation/report.html").exists()
+    store = LineageStore(config.lineage)
+    components = [e.component for e in store.executions(summary.run_id)]
+    assert components == ["ExampleGen", "DataValidation", "Trainer", "Evaluator", "InfraValidator", "Pusher"]
+    pusher = store.executions(summary.run_id)[-1]
+    assert len(json.loads(pusher.inputs)) == 4  # model, blessing, infra blessing, evaluation
+    assert "pushed: v1 is production" in format_summary(summary)
+
+
+def test_a_candidate_trained_on_mislabelled_data_is_never_promoted(setup):
+    tmp_path, config, body = setup
+    assert run_once(config).pushed_version == 1
+    swapped = {"red": "blue", "blue": "red"}
+    corrections = [
+        [str(tmp_path / "data" / rel), swapped[colour], "2026-11-01T00:00:00Z"]
+        for rel, colour, split in body
+        if split != "test"
+    ]
+    write_csv(tmp_path / "corrections.csv", ["image_uri", "labels", "corrected_at"], corrections)
+    summary = run_once(config.model_copy(update={"corrections": str(tmp_path / "corrections.csv")}))
+    assert summary.status == "succeeded" and not summary.blessed and summary.pushed_version is None
+    assert summary.production_version == 1 and summary.candidate["accuracy"] < summary.production["accuracy"]
+    assert any("worse than production" in r for r in summary.reasons)
+    assert ModelRegistry(config.model_root).alias("rb", "production") == 1
+    assert ModelRegistry(config.model_root).versions("rb") == [1]
+
+
+def test_an_unknown_label_stops_the_run_at_validation(setup):
+    tmp_path, config, body = setup
+    run_once(config)
+    write_csv(
+        tmp_path / "c.csv",
+        ["image_uri", "labels", "corrected_at"],
+        [[str(tmp_path / "data" / body[0][0]), "crimson", "2026-11-01T00:00:00Z"]],
+    )
+    summary = run_once(config.model_copy(update={"corrections": str(tmp_path / "c.csv")}))
+    assert summary.status == "failed" and summary.pushed_version is None
+    assert any("unknown label 'crimson'" in r for r in summary.reasons)
+    store = LineageStore(config.lineage)
+    assert [e.component for e in store.executions(summary.run_id)] == ["ExampleGen", "DataValidation"]
+
+
+def test_a_second_run_at_the_same_time_is_refused(setup):
+    _, config, _ = setup
+    with run_lock(config.work_dir, "rb"):
+        with pytest.raises(RunLocked, match="another retraining run of 'rb' is in progress \\(pid"):
+            run_once(config)
+
+
+def test_a_run_killed_midway_is_marked_abandoned_by_the_next(setup):
+    _, config, _ = setup
+    Path(config.work_dir).mkdir(parents=True)
+    store = LineageStore(config.lineage)
+    dead = store.start_run("rb", {})
+    run_once(config)
+    assert {r.id: r.status for r in store.runs("rb")}[dead] == "abandoned"
+
+
+def test_rollback_returns_production_to_the_previous_version(setup):
+    _, config, _ = setup
+    run_once(config)
+    lenient = EvaluationConfig(floor=0.0, tolerance=1.0, per_label_tolerance=1.0)
+    run_once(config.model_copy(update={"evaluation": lenient}))
+    registry = ModelRegistry(config.model_root)
+    assert registry.alias("rb", "production") == 2
+    assert registry.rollback("rb") == 1 and registry.alias("rb", "production") == 1
+    with pytest.raises(RegistryError, match="no earlier version"):
+        registry.rollback("rb")
+
+
+def test_lock_file_is_released_when_the_holder_exits(setup):
+    _, config, _ = setup
+    with run_lock(config.work_dir, "rb"):
+        pass
+    with open(Path(config.work_dir, "rb.lock"), "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # would raise if still held
