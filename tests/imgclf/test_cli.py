@@ -93,3 +93,25 @@ def test_classify_fails_fast_on_a_csv_without_image_uri(tmp_path, env):
         "classify", "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "o.csv"), env=env, check=False
     )
     assert result.returncode == 2 and "no 'image_uri' column" in result.stderr
+
+
+def test_retrain_twice_then_roll_back(tmp_path, env):
+    rows = write_colour_dataset(tmp_path / "d", ["red", "blue"], 16)
+    splits = ["train"] * 10 + ["validation"] * 3 + ["test"] * 3
+    write_csv(
+        tmp_path / "d/m.csv",
+        ["image_uri", "labels", "split"],
+        [[rel, c, splits[i % 16]] for i, (rel, c) in enumerate(rows)],
+    )
+    (tmp_path / "retrain.yaml").write_text(
+        f"model_name: rb\nmanifest: {tmp_path / 'd/m.csv'}\nwork_dir: {tmp_path / 'work'}\n"
+        "trainer: {backbone: small_cnn, image_size: 32, epochs: 15, learning_rate: 0.02, labels: [red, blue]}\n"
+        "validation: {min_examples_per_label: 3}\n"
+        "evaluation: {floor: 0.0, tolerance: 1.0, per_label_tolerance: 1.0}\n"
+    )
+    first = imgclf("retrain", "--config", str(tmp_path / "retrain.yaml"), env=env)
+    assert "pushed: v1 is production" in first.stdout and "[6/6] Pusher" in first.stderr
+    assert "pushed: v2 is production" in imgclf("retrain", "--config", str(tmp_path / "retrain.yaml"), env=env).stdout
+    assert "production moved from v2 back to v1" in imgclf("models", "rollback", "rb", env=env).stdout
+    refused = imgclf("models", "rollback", "rb", env=env, check=False)
+    assert refused.returncode == 2 and "no earlier version" in refused.stderr
