@@ -91,6 +91,11 @@ def _retrain(args: argparse.Namespace) -> int:
         corrections=args.corrections,
         model_root=args.model_root,
     )
+    if args.every:
+        from retraining.scheduler import parse_every, run_forever
+
+        run_forever(config, parse_every(args.every), args.min_new_labels, args.poll_seconds)
+        return 0
     try:
         summary = run_once(config)
     except RunLocked as e:
@@ -180,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--manifest", help="Overrides manifest in the config.")
     r.add_argument("--corrections", help="Corrections CSV (image_uri,labels,corrected_at); overrides the config.")
     r.add_argument("--model-root", "--model_root")
+    r.add_argument("--every", help="Keep running: start a run when this long has passed since the last (e.g. 24h)...")
+    r.add_argument(
+        "--min-new-labels", type=int, default=0, help="...or when this many corrections arrived since (0: off)."
+    )
+    r.add_argument("--poll-seconds", type=float, default=60, help="How often to check (with --every).")
     r.set_defaults(handler=_retrain)
 
     d = sub.add_parser("data", help="Write a demo dataset from a PyPI package as images plus manifests.")

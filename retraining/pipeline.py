@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, Field
 
 from beam_pipelines import example_gen
+from models import storage
 from models.registry import ModelRegistry, check_name
 from models.settings import get_settings
 from models.train_config import TrainConfig
@@ -112,8 +113,10 @@ def _run(config: RetrainConfig, store: LineageStore, summary: RunSummary) -> Non
     t = _now()
     examples_dir = str(run_dir / "examples")
     argv = [f"--manifest={config.manifest}", f"--output_dir={examples_dir}"]
-    if config.corrections:
+    if config.corrections and storage.exists(config.corrections):
         argv.append(f"--corrections={config.corrections}")
+    elif config.corrections:
+        log.info("      no corrections at %s yet", config.corrections)
     stats = example_gen.run(argv)
     summary.counts = {s: v["examples"] for s, v in stats["splits"].items()} | {"unreadable": stats["unreadable"]}
     log.info("      examples %s", summary.counts)

@@ -1,0 +1,70 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from models.registry import ModelRegistry
+from retraining.lineage import LineageStore
+from retraining.pipeline import RetrainConfig
+from retraining.scheduler import due, new_corrections_since, parse_every, run_forever
+from tests.helpers import write_colour_dataset, write_csv
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+def test_intervals_parse_and_bad_ones_are_explained():
+    assert parse_every("24h") == timedelta(hours=24) and parse_every("90s") == timedelta(seconds=90)
+    with pytest.raises(ValueError, match="e.g. 24h"):
+        parse_every("daily")
+
+
+def test_a_run_is_due_first_then_on_schedule_or_enough_new_labels():
+    every = timedelta(hours=24)
+    assert due(NOW, None, every, 0, 50) == "first run"
+    assert due(NOW, NOW - timedelta(hours=1), every, 49, 50) is None
+    assert due(NOW, NOW - timedelta(hours=1), every, 50, 50) == "50 new corrections (>= 50)"
+    assert due(NOW, NOW - timedelta(hours=25), every, 0, 50).startswith("schedule")
+
+
+def test_only_corrections_after_the_last_run_count(tmp_path):
+    write_csv(
+        tmp_path / "c.csv",
+        ["image_uri", "labels", "corrected_at"],
+        [["a", "x", "2026-11-29T11:00:00Z"], ["b", "x", "2026-11-29T13:00:00Z"], ["c", "x", "not a time"]],
+    )
+    assert new_corrections_since(str(tmp_path / "c.csv"), NOW) == 1
+    assert new_corrections_since(str(tmp_path / "c.csv"), None) == 2
+    assert new_corrections_since(str(tmp_path / "missing.csv"), NOW) == 0
+
+
+def test_the_loop_runs_once_then_again_when_corrections_arrive(tmp_path):
+    rows = write_colour_dataset(tmp_path / "d", ["red", "blue"], 12)
+    splits = ["train"] * 8 + ["validation"] * 2 + ["test"] * 2
+    write_csv(
+        tmp_path / "d/m.csv",
+        ["image_uri", "labels", "split"],
+        [[rel, c, splits[i % 12]] for i, (rel, c) in enumerate(rows)],
+    )
+    config = RetrainConfig(
+        model_name="rb",
+        manifest=str(tmp_path / "d/m.csv"),
+        corrections=str(tmp_path / "c.csv"),
+        model_root=str(tmp_path / "models"),
+        work_dir=str(tmp_path / "work"),
+        trainer={"backbone": "small_cnn", "image_size": 32, "epochs": 5, "labels": ["red", "blue"]},
+        validation={"min_examples_per_label": 2},
+        evaluation={"floor": 0.0, "tolerance": 1.0, "per_label_tolerance": 1.0},
+    )
+    sleeps = []
+    run_forever(config, timedelta(hours=24), min_new_labels=2, poll_seconds=0, iterations=2, sleep=sleeps.append)
+    store = LineageStore(config.lineage)
+    assert [r.trigger for r in store.runs("rb")] == ["first run"] and sleeps == [0]
+
+    later = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+    write_csv(
+        tmp_path / "c.csv",
+        ["image_uri", "labels", "corrected_at"],
+        [[str(tmp_path / "d" / rel), c, later] for rel, c in rows[:2]],
+    )
+    run_forever(config, timedelta(hours=24), min_new_labels=2, poll_seconds=0, iterations=1)
+    assert [r.trigger for r in store.runs("rb")] == ["first run", "2 new corrections (>= 2)"]
+    assert ModelRegistry(config.model_root).versions("rb") == [1, 2]
