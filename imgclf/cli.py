@@ -24,7 +24,9 @@ def _train(args: argparse.Namespace) -> int:
     s = get_settings()
     fields = {k: v for k, v in vars(args).items() if k in TrainConfig.model_fields and v is not None}
     try:
-        config = TrainConfig(**fields, max_image_bytes=s.max_image_bytes, max_image_pixels=s.max_image_pixels)
+        config = TrainConfig.from_yaml(
+            args.config, **fields, max_image_bytes=s.max_image_bytes, max_image_pixels=s.max_image_pixels
+        )
         result = train(config, ModelRegistry(args.model_root or s.model_root))
     except (ManifestError, RegistryError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -127,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--manifest", help="CSV with image_uri,labels[,split] (labels ';'-separated).")
     src.add_argument("--data", dest="data_dir", help="Image-folder tree: DIR/<label>/<image>.")
     t.add_argument("--model", dest="model_name", required=True, help="Model name in the registry.")
+    t.add_argument("--config", help="YAML with any training parameter (models/train_config.py); flags override it.")
+    t.add_argument("--class-weights", choices=["none", "balanced"], help="Default: none.")
     t.add_argument("--task", choices=["binary", "multiclass", "multilabel"], help="Default: inferred from the labels.")
     t.add_argument(
         "--labels",
@@ -134,7 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="Comma-separated label order (binary: negative,positive). Default: the production version's, else sorted.",
     )
     t.add_argument(
-        "--allow-new-labels", action="store_true", help="Accept labels the production version does not have."
+        "--allow-new-labels",
+        action="store_true",
+        default=None,
+        help="Accept labels the production version does not have.",
     )
     t.add_argument(
         "--backbone",
@@ -160,8 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, help=f"Default {default('batch_size')}.")
     t.add_argument("--learning-rate", type=float, help=f"Head learning rate (default {default('learning_rate')}).")
     t.add_argument("--seed", type=int, help=f"Default {default('seed')}.")
-    t.add_argument("--skip-bad-rows", action="store_true", help="Train without unreadable images instead of stopping.")
-    t.add_argument("--promote", action="store_true", help="Point 'production' at the new version even if one exists.")
+    t.add_argument(
+        "--skip-bad-rows",
+        action="store_true",
+        default=None,
+        help="Train without unreadable images instead of stopping.",
+    )
+    t.add_argument(
+        "--promote", action="store_true", default=None, help="Point 'production' at the new version even if one exists."
+    )
     t.add_argument("--model-root", "--model_root", help="Registry root (default: IMGCLF_MODEL_ROOT or ./var/models).")
     t.set_defaults(handler=_train)
 

@@ -9,7 +9,19 @@ from pydantic import BaseModel, Field
 from models.label_spec import Task
 
 
+class AugmentationConfig(BaseModel):
+    """Keras preprocessing layers applied to training images while fine-tuning (0 turns one off)."""
+
+    flip: Literal["none", "horizontal", "vertical", "horizontal_and_vertical"] = "horizontal_and_vertical"
+    rotation: float = Field(0.05, ge=0, le=0.5, description="Fraction of a full turn, either way.")
+    zoom: float = Field(0.0, ge=0, lt=1)
+    contrast: float = Field(0.1, ge=0, lt=1)
+    brightness: float = Field(0.0, ge=0, lt=1)
+
+
 class TrainConfig(BaseModel):
+    """Everything `imgclf train` and the retraining Trainer take; a YAML file may hold any of it."""
+
     model_name: str
     manifest: str | None = Field(None, description="CSV image_uri,labels[,split]")
     data_dir: str | None = Field(None, description="image-folder tree root/<label>/<image>")
@@ -28,8 +40,19 @@ class TrainConfig(BaseModel):
     fine_tune_learning_rate: float = Field(1e-4, gt=0)
     dropout: float = Field(0.2, ge=0, lt=1)
     patience: int = Field(6, ge=1)
+    class_weights: Literal["none", "balanced"] = Field(
+        "none", description="'balanced' weighs single-label classes by inverse frequency."
+    )
+    augmentation: AugmentationConfig = Field(default_factory=AugmentationConfig)
     seed: int = 0
     skip_bad_rows: bool = False
     promote: bool = False
     max_image_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 50_000_000
+
+    @classmethod
+    def from_yaml(cls, path: str | None, **overrides) -> TrainConfig:
+        import yaml
+
+        raw = (yaml.safe_load(open(path)) or {}) if path else {}
+        return cls(**{**raw, **{k: v for k, v in overrides.items() if v is not None}})

@@ -32,7 +32,7 @@ from models.manifest import Example, ManifestError, check_labels, examples_from_
 from models.prediction import ErrorCode, ImageError
 from models.preprocessing import decode_image, decode_images
 from models.registry import ModelCard, ModelRegistry, RegistryError, check_name
-from models.train_config import TrainConfig
+from models.train_config import AugmentationConfig, TrainConfig
 
 log = logging.getLogger("imgclf.train")
 
@@ -209,32 +209,59 @@ class _EpochLog(keras.callbacks.Callback):
         )
 
 
-def _fit(model, spec, train, validation, epochs, learning_rate, patience, phase) -> dict[str, list[float]]:
+def class_weights(spec: LabelSpec, examples: Sequence[Example], mode: str) -> dict[int, float] | None:
+    """Inverse-frequency weights for single-label tasks, so a rare class counts as much in the loss."""
+    if mode == "none" or spec.task is Task.MULTILABEL:
+        return None
+    counts = np.bincount(spec.encode([e.labels for e in examples]), minlength=len(spec.labels))
+    return {i: float(len(examples) / (len(spec.labels) * n)) for i, n in enumerate(counts) if n}
+
+
+def _fit(
+    model, spec, train, validation, epochs, learning_rate, patience, phase, weights=None, checkpoint=None
+) -> dict[str, list[float]]:
     _compile(model, spec, learning_rate)
     monitor = "val_loss" if validation is not None else "loss"
     callbacks = [
         _EpochLog(phase, epochs),
         keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True),
     ]
+    if checkpoint:  # the best weights so far survive a crash of a long fine-tuning run
+        Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
+        callbacks.append(
+            keras.callbacks.ModelCheckpoint(checkpoint, monitor=monitor, save_best_only=True, save_weights_only=True)
+        )
     shuffle = not isinstance(train[0], tf.data.Dataset)  # a dataset shuffles itself
     history = model.fit(
-        *train, validation_data=validation, epochs=epochs, verbose=0, callbacks=callbacks, shuffle=shuffle
+        *train,
+        validation_data=validation,
+        epochs=epochs,
+        verbose=0,
+        callbacks=callbacks,
+        shuffle=shuffle,
+        class_weight=weights,
     )
     return {k: [float(v) for v in vs] for k, vs in history.history.items()}
 
 
-def _augmenter(seed: int) -> keras.Sequential:
-    return keras.Sequential(
-        [
-            keras.layers.RandomFlip("horizontal_and_vertical", seed=seed),
-            keras.layers.RandomRotation(0.05, fill_mode="reflect", seed=seed),
-            keras.layers.RandomContrast(0.1, seed=seed),
-        ],
-        name="augment",
-    )
+def augmenter(config: AugmentationConfig, seed: int) -> keras.Sequential:
+    layers = []
+    if config.flip != "none":
+        layers.append(keras.layers.RandomFlip(config.flip, seed=seed))
+    if config.rotation:
+        layers.append(keras.layers.RandomRotation(config.rotation, fill_mode="reflect", seed=seed))
+    if config.zoom:
+        layers.append(keras.layers.RandomZoom(config.zoom, fill_mode="reflect", seed=seed))
+    if config.contrast:
+        layers.append(keras.layers.RandomContrast(config.contrast, seed=seed))
+    if config.brightness:
+        layers.append(keras.layers.RandomBrightness(config.brightness, value_range=(0, 255), seed=seed))
+    return keras.Sequential(layers, name="augment")
 
 
-def _fine_tune(backbone, head, spec, config, image_size, examples, data) -> tuple[keras.Model, dict[str, list[float]]]:
+def _fine_tune(
+    backbone, head, spec, config, image_size, examples, data, out_dir
+) -> tuple[keras.Model, dict[str, list[float]]]:
     backbone.trainable = True  # a frozen parent hides every child's weights from the optimizer
     for layer in backbone.layers:
         index = efficientnet_lite0.block_index(layer.name)
@@ -246,7 +273,7 @@ def _fine_tune(backbone, head, spec, config, image_size, examples, data) -> tupl
             if layer.name.startswith(("conv_stem", "bn0")):
                 layer.trainable = False
     classifier = keras.Sequential([backbone, head], name="classifier")
-    augment = _augmenter(config.seed)
+    augment = augmenter(config.augmentation, config.seed)
 
     def dataset(split: str, training: bool) -> tf.data.Dataset | None:
         idx = [i for i, e in enumerate(examples) if e.split == split]
@@ -273,6 +300,8 @@ def _fine_tune(backbone, head, spec, config, image_size, examples, data) -> tupl
         config.fine_tune_learning_rate,
         config.patience,
         "fine-tune",
+        class_weights(spec, [e for e in examples if e.split == "train"], config.class_weights),
+        str(Path(out_dir, "checkpoints", "fine_tune.weights.h5")),
     )
     return classifier, history
 
@@ -323,11 +352,12 @@ def fit(
     head = build_head(spec, features.shape[1], config.dropout)
     train_xy = (features[by_split["train"]], _targets(spec, pick("train")))
     val_xy = (features[by_split["validation"]], _targets(spec, pick("validation"))) if by_split["validation"] else None
-    history = _fit(head, spec, train_xy, val_xy, config.epochs, config.learning_rate, config.patience, "head")
+    weights = class_weights(spec, pick("train"), config.class_weights)
+    history = _fit(head, spec, train_xy, val_xy, config.epochs, config.learning_rate, config.patience, "head", weights)
 
     tuned_parameters = 0
     if config.fine_tune_epochs:
-        classifier, fine_history = _fine_tune(backbone, head, spec, config, image_size, examples, data)
+        classifier, fine_history = _fine_tune(backbone, head, spec, config, image_size, examples, data, out_dir)
         tuned_parameters = sum(int(np.prod(w.shape)) for w in backbone.trainable_weights)
         for key, values in fine_history.items():
             history.setdefault(key, []).extend(values)

@@ -120,3 +120,25 @@ def test_fine_tuning_trains_the_backbone_after_the_head(colour_data, tmp_path):
     assert result.card.training["fine_tuned_backbone_parameters"] > 20_000  # small_cnn's convolutions
     assert result.card.training["epochs_run"] == 5
     assert result.card.metrics["test"]["accuracy"] >= 0.9
+
+
+def test_balanced_class_weights_make_each_class_count_equally():
+    from models.label_spec import LabelSpec
+    from models.manifest import Example
+    from models.training import class_weights
+
+    spec = LabelSpec(task="binary", labels=["ok", "bad"])
+    examples = [Example(str(i), ("ok",), "train") for i in range(30)] + [Example("b", ("bad",), "train")] * 10
+    weights = class_weights(spec, examples, "balanced")
+    assert weights == {0: pytest.approx(40 / 60), 1: pytest.approx(40 / 20)}
+    assert class_weights(spec, examples, "none") is None
+
+
+def test_every_augmentation_layer_keeps_the_image_shape():
+    from models.train_config import AugmentationConfig
+    from models.training import augmenter
+
+    config = AugmentationConfig(rotation=0.1, zoom=0.2, contrast=0.2, brightness=0.2)
+    images = tf.random.uniform((2, 32, 32, 3), 0, 255)
+    out = augmenter(config, seed=1)(images, training=True)
+    assert out.shape == (2, 32, 32, 3) and len(augmenter(config, 1).layers) == 5
