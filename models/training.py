@@ -33,6 +33,7 @@ from models.prediction import ErrorCode, ImageError
 from models.preprocessing import decode_image, decode_images
 from models.registry import ModelCard, ModelRegistry, RegistryError, check_name
 from models.train_config import AugmentationConfig, TrainConfig
+from models.tuning import TunerConfig, tune_head
 
 log = logging.getLogger("imgclf.train")
 
@@ -217,8 +218,24 @@ def class_weights(spec: LabelSpec, examples: Sequence[Example], mode: str) -> di
     return {i: float(len(examples) / (len(spec.labels) * n)) for i, n in enumerate(counts) if n}
 
 
+def _compiled_head(spec: LabelSpec, feature_dim: int, dropout: float, learning_rate: float) -> keras.Model:
+    head = build_head(spec, feature_dim, dropout)
+    _compile(head, spec, learning_rate)
+    return head
+
+
 def _fit(
-    model, spec, train, validation, epochs, learning_rate, patience, phase, weights=None, checkpoint=None
+    model,
+    spec,
+    train,
+    validation,
+    epochs,
+    learning_rate,
+    patience,
+    phase,
+    weights=None,
+    checkpoint=None,
+    batch_size=None,
 ) -> dict[str, list[float]]:
     _compile(model, spec, learning_rate)
     monitor = "val_loss" if validation is not None else "loss"
@@ -240,6 +257,7 @@ def _fit(
         callbacks=callbacks,
         shuffle=shuffle,
         class_weight=weights,
+        batch_size=None if isinstance(train[0], tf.data.Dataset) else batch_size,
     )
     return {k: [float(v) for v in vs] for k, vs in history.history.items()}
 
@@ -316,6 +334,7 @@ class Candidate(BaseModel):
     saved_model_dir: str
     files: dict[str, str]
     skipped_rows: list[str]
+    tuning: dict[str, Any] | None = None
 
 
 def fit(
@@ -326,6 +345,7 @@ def fit(
     out_dir: str,
     parent_version: int | None = None,
     skipped: Sequence[str] = (),
+    tuner: TunerConfig | None = None,
 ) -> Candidate:
     """Trains on in-memory images, evaluates on their splits, and exports to ``out_dir``."""
     keras.utils.set_random_seed(config.seed)
@@ -353,7 +373,35 @@ def fit(
     train_xy = (features[by_split["train"]], _targets(spec, pick("train")))
     val_xy = (features[by_split["validation"]], _targets(spec, pick("validation"))) if by_split["validation"] else None
     weights = class_weights(spec, pick("train"), config.class_weights)
-    history = _fit(head, spec, train_xy, val_xy, config.epochs, config.learning_rate, config.patience, "head", weights)
+    tuning = None
+    if tuner is not None and tuner.enabled:
+        if val_xy is None:
+            log.warning("tuner skipped: it needs a validation split")
+        else:
+            tuning = tune_head(
+                lambda dropout, lr: _compiled_head(spec, features.shape[1], dropout, lr),
+                train_xy,
+                val_xy,
+                config.epochs,
+                config.patience,
+                tuner,
+                str(Path(out_dir, "tuning")),
+                weights,
+            )
+            config = config.model_copy(update=tuning["best"])
+            head = build_head(spec, features.shape[1], config.dropout)
+    history = _fit(
+        head,
+        spec,
+        train_xy,
+        val_xy,
+        config.epochs,
+        config.learning_rate,
+        config.patience,
+        "head",
+        weights,
+        batch_size=config.batch_size,
+    )
 
     tuned_parameters = 0
     if config.fine_tune_epochs:
@@ -404,7 +452,7 @@ def fit(
             "seconds": round(time.monotonic() - started, 1),
         },
     )
-    return Candidate(card=card, saved_model_dir=saved_model_dir, files=files, skipped_rows=skipped)
+    return Candidate(card=card, saved_model_dir=saved_model_dir, files=files, skipped_rows=skipped, tuning=tuning)
 
 
 def train(config: TrainConfig, registry: ModelRegistry) -> TrainResult:

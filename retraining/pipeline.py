@@ -24,6 +24,7 @@ from models import storage
 from models.registry import ModelRegistry, check_name
 from models.settings import get_settings
 from models.train_config import TrainConfig
+from models.tuning import TunerConfig
 from retraining.evaluator import EvaluationConfig, evaluate_candidate
 from retraining.infra_validator import validate_in_fresh_process
 from retraining.lineage import LineageStore
@@ -44,6 +45,7 @@ class RetrainConfig(BaseModel):
     trainer: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields (epochs, backbone, ...).")
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    tuner: TunerConfig = Field(default_factory=TunerConfig)
 
     @classmethod
     def from_yaml(cls, path: str | None, **overrides: Any) -> RetrainConfig:
@@ -67,6 +69,7 @@ class RunSummary(BaseModel):
     blessed: bool = False
     reasons: list[str] = Field(default_factory=list)
     infra: str | None = None
+    tuning: dict[str, Any] | None = None
     pushed_version: int | None = None
     seconds: float = 0.0
 
@@ -155,17 +158,30 @@ def _run(config: RetrainConfig, store: LineageStore, summary: RunSummary) -> Non
         summary.status, summary.reasons = "failed", ["data validation failed"] + report.errors
         return
 
-    log.info("[3/6] Trainer")
+    log.info("[3/6] Trainer%s", " (with Tuner)" if config.tuner.enabled else "")
     t = _now()
     train_config = TrainConfig(model_name=config.model_name, **config.trainer)
     candidate, examples, data = train_candidate(
-        train_config, examples_dir, production.card if production else None, str(run_dir / "candidate")
+        train_config, examples_dir, production.card if production else None, str(run_dir / "candidate"), config.tuner
     )
+    trainer_inputs = [examples_art, validation_art]
+    if candidate.tuning:
+        best_path = run_dir / "best_hyperparameters.json"
+        best_path.write_text(json.dumps(candidate.tuning, indent=2))
+        summary.tuning = candidate.tuning["best"]
+        trainer_inputs += store.record(
+            summary.run_id,
+            "Tuner",
+            config.tuner.model_dump(),
+            [examples_art, validation_art],
+            [("best_hyperparameters", str(best_path), candidate.tuning["best"])],
+            t,
+        )
     (model_art,) = store.record(
         summary.run_id,
         "Trainer",
         train_config.model_dump(mode="json"),
-        [examples_art, validation_art],
+        trainer_inputs,
         [("model", candidate.saved_model_dir, {"validation": _headline(candidate.card.metrics.get("validation"))})],
         t,
     )
@@ -246,6 +262,8 @@ def format_summary(s: RunSummary) -> str:
     ]
     if s.validation.get("warnings"):
         lines.append(f"  validation warnings: {len(s.validation['warnings'])}")
+    if s.tuning:
+        lines.append(f"  tuned: {s.tuning}")
     if s.candidate:
         lines.append(f"  candidate: {s.candidate}")
         lines.append(

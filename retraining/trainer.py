@@ -1,6 +1,7 @@
 """Trainer: the ExampleGen TFRecords in, an exported candidate out (not yet registered).
 
-The label spec keeps production's label order, so versions stay comparable; new labels
+With a tuner config enabled, KerasTuner first searches the head's hyperparameters on
+the same cached features (models/tuning.py). The label spec keeps production's label order, so versions stay comparable; new labels
 are appended only when validation allowed them.
 """
 
@@ -16,6 +17,7 @@ from models.manifest import SPLITS, Example
 from models.registry import ModelCard
 from models.train_config import TrainConfig
 from models.training import Candidate, fit
+from models.tuning import TunerConfig
 
 
 def read_examples(examples_dir: str) -> tuple[list[Example], list[bytes]]:
@@ -42,11 +44,11 @@ def label_spec_for(examples: list[Example], production: ModelCard | None, task: 
 
 
 def train_candidate(
-    config: TrainConfig, examples_dir: str, production: ModelCard | None, out_dir: str
+    config: TrainConfig, examples_dir: str, production: ModelCard | None, out_dir: str, tuner: TunerConfig | None = None
 ) -> tuple[Candidate, list[Example], list[bytes]]:
     examples, data = read_examples(examples_dir)
     spec = label_spec_for(examples, production, config.task)
     if config.labels:
         spec = LabelSpec(task=spec.task, labels=config.labels)
-    candidate = fit(config, spec, examples, data, out_dir, production.version if production else None)
+    candidate = fit(config, spec, examples, data, out_dir, production.version if production else None, tuner=tuner)
     return candidate, examples, data

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from models.registry import ModelRegistry, RegistryError
+from models.tuning import TunerConfig
 from retraining.evaluator import EvaluationConfig
 from retraining.lineage import LineageStore
 from retraining.lock import RunLocked, run_lock
@@ -120,3 +121,17 @@ def test_lock_file_is_released_when_the_holder_exits(setup):
         pass
     with open(Path(config.work_dir, "rb.lock"), "a+") as f:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # would raise if still held
+
+
+def test_the_tuner_searches_within_its_budget_and_the_trainer_uses_the_best(setup):
+    _, config, _ = setup
+    tuner = {"enabled": True, "max_trials": 3, "max_seconds": 120, "batch_size": [8, 16]}
+    summary = run_once(config.model_copy(update={"tuner": TunerConfig(**tuner)}))
+    assert summary.blessed and set(summary.tuning) == {"learning_rate", "dropout", "batch_size"}
+    card = ModelRegistry(config.model_root).card("rb", summary.pushed_version)
+    assert card.training["learning_rate"] == pytest.approx(summary.tuning["learning_rate"])
+    store = LineageStore(config.lineage)
+    executions = {e.component: e for e in store.executions(summary.run_id)}
+    (best,) = [a for a in store.artifacts(summary.run_id, "best_hyperparameters")]
+    assert json.loads(best.uri and Path(best.uri).read_text())["trials"]
+    assert best.id in json.loads(executions["Trainer"].inputs)
