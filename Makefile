@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv demo test bench lint clean
+.PHONY: venv demo test bench bench-accuracy lint clean
 
 $(STAMP): setup.py constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=/path/to/python3.11)"; exit 1; }
@@ -25,6 +25,10 @@ test: venv
 ## make bench: batch throughput, naive loop vs in-graph ceiling vs Beam pipeline
 bench: venv
 	$(PY) -m bench.batch_throughput
+
+## make bench-accuracy: ELPV binary / four-class / multilabel accuracy, trained here on the CPU
+bench-accuracy: venv
+	$(PY) -m bench.accuracy
 
 lint: venv
 	$(PY) -m ruff check .

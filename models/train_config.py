@@ -38,6 +38,13 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
     fine_tune_learning_rate: float = Field(1e-4, gt=0)
+    fine_tune_views: int = Field(
+        8,
+        ge=0,
+        description="EfficientNet: augmented copies of each training image whose frozen-bottom activations are "
+        "cached, so fine-tuning trains only the top (about 5x faster); 0 fine-tunes end to end.",
+    )
+    tta_flips: bool = Field(False, description="Average predictions over 4 flips, inside the exported graph.")
     dropout: float = Field(0.2, ge=0, lt=1)
     patience: int = Field(6, ge=1)
     class_weights: Literal["none", "balanced"] = Field(

@@ -324,6 +324,83 @@ def _fine_tune(
     return classifier, history
 
 
+class FlipTTA(keras.Model):
+    """Test-time augmentation: the mean prediction over the image and its three flips."""
+
+    def __init__(self, inner: keras.Model, **kwargs):
+        super().__init__(**kwargs)
+        self.inner = inner
+
+    def call(self, x, training=False):
+        flips = [x, keras.ops.flip(x, 2), keras.ops.flip(x, 1), keras.ops.flip(keras.ops.flip(x, 1), 2)]
+        return keras.ops.mean(keras.ops.stack([self.inner(v, training=training) for v in flips]), axis=0)
+
+
+def _fine_tune_cached(
+    head, spec, config, image_size, examples, data, out_dir
+) -> tuple[keras.Model, dict[str, list[float]]]:
+    """Fine-tunes EfficientNet's top blocks on cached bottom activations of augmented views.
+
+    Each training image is augmented ``fine_tune_views`` times (the first view is the
+    original) and pushed once through the frozen bottom; every epoch then shows the top
+    one random view per image. The bottom is what costs most on a CPU, so this is
+    several times faster than end-to-end fine-tuning with the same augmentation.
+    """
+    bottom, top = efficientnet_lite0.build_split(image_size, config.fine_tune_from_block)
+    bottom.trainable = False
+    for layer in top.layers:  # BatchNorm stays frozen, as in end-to-end fine-tuning
+        layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
+    augment = augmenter(config.augmentation, config.seed)
+    views = config.fine_tune_views
+
+    def activations(indices: list[int], n_views: int) -> np.ndarray:
+        out = []
+        started = time.monotonic()
+        for v in range(n_views):
+            images = tf.data.Dataset.from_tensor_slices(tf.constant([data[i] for i in indices], dtype=tf.string))
+            images = images.batch(64).map(lambda b: decode_images(b, image_size), num_parallel_calls=tf.data.AUTOTUNE)
+            if v:
+                images = images.map(lambda x: augment(x, training=True), num_parallel_calls=tf.data.AUTOTUNE)
+            out.append(np.concatenate([bottom.predict_on_batch(x).astype(np.float16) for x in images]))
+            log.info("cached bottom activations: view %d/%d (%.0fs)", v + 1, n_views, time.monotonic() - started)
+        return np.stack(out, axis=1)  # [images, views, h, w, c]
+
+    train_idx = [i for i, e in enumerate(examples) if e.split == "train"]
+    val_idx = [i for i, e in enumerate(examples) if e.split == "validation"]
+    train_acts = tf.constant(activations(train_idx, views))
+    y_train = _targets(spec, [examples[i] for i in train_idx])
+    train = (
+        tf.data.Dataset.range(len(train_idx))
+        .shuffle(len(train_idx), seed=config.seed, reshuffle_each_iteration=True)
+        .map(
+            lambda i: (
+                tf.cast(train_acts[i, tf.random.uniform([], 0, views, tf.int64, seed=config.seed)], tf.float32),
+                tf.gather(y_train, i),
+            )
+        )
+        .batch(config.batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    validation = None
+    if val_idx:
+        val_acts = activations(val_idx, 1)[:, 0].astype(np.float32)
+        validation = (val_acts, _targets(spec, [examples[i] for i in val_idx]))
+    trainable = keras.Sequential([top, head], name="top_and_head")
+    history = _fit(
+        trainable,
+        spec,
+        (train,),
+        validation,
+        config.fine_tune_epochs,
+        config.fine_tune_learning_rate,
+        config.patience,
+        "fine-tune",
+        class_weights(spec, [examples[i] for i in train_idx], config.class_weights),
+        str(Path(out_dir, "checkpoints", "fine_tune.weights.h5")),
+    )
+    return keras.Sequential([bottom, top, head], name="classifier"), history
+
+
 # ---------------------------------------------------------------- the whole run
 
 
@@ -405,26 +482,31 @@ def fit(
 
     tuned_parameters = 0
     if config.fine_tune_epochs:
-        classifier, fine_history = _fine_tune(backbone, head, spec, config, image_size, examples, data, out_dir)
-        tuned_parameters = sum(int(np.prod(w.shape)) for w in backbone.trainable_weights)
+        if config.backbone == "efficientnet_lite0" and config.fine_tune_views:
+            classifier, fine_history = _fine_tune_cached(head, spec, config, image_size, examples, data, out_dir)
+            tuned_parameters = sum(int(np.prod(w.shape)) for w in classifier.layers[1].trainable_weights)
+        else:
+            classifier, fine_history = _fine_tune(backbone, head, spec, config, image_size, examples, data, out_dir)
+            tuned_parameters = sum(int(np.prod(w.shape)) for w in backbone.trainable_weights)
         for key, values in fine_history.items():
             history.setdefault(key, []).extend(values)
-        probabilities = {
-            s: _full_probabilities(
-                spec, run_on_images(classifier, [data[i] for i in idx], image_size, f"{s} predictions")[0]
-            )
-            for s, idx in by_split.items()
-        }
     else:
         classifier = keras.Sequential([backbone, head], name="classifier")
-        probabilities = {
-            s: _full_probabilities(
-                spec, head.predict(features[idx], verbose=0) if idx else np.zeros((0, head.output_shape[-1]))
-            )
-            for s, idx in by_split.items()
+    if config.tta_flips:
+        classifier = FlipTTA(classifier, name="flip_tta")
+    if config.fine_tune_epochs or config.tta_flips:
+        raw = {
+            s: run_on_images(classifier, [data[i] for i in by_split[s]], image_size, f"{s} predictions")[0]
+            for s in ("validation", "test")
         }
+    else:  # the classifier is the frozen backbone plus the head: reuse the features
+        raw = {
+            s: head.predict(features[by_split[s]], verbose=0) if by_split[s] else np.zeros((0, head.output_shape[-1]))
+            for s in ("validation", "test")
+        }
+    probabilities = {s: _full_probabilities(spec, p) for s, p in raw.items()}
 
-    truth = {s: [e.labels for e in pick(s)] for s in by_split}
+    truth = {s: [e.labels for e in pick(s)] for s in ("validation", "test")}
     spec = spec.model_copy(
         update={"thresholds": evaluation.choose_thresholds(spec, probabilities["validation"], truth["validation"])}
     )

@@ -43,3 +43,11 @@ def test_checkpoint_reader_refuses_code_in_a_pickle(tmp_path):
         pickle.dump(Evil(), f)
     with pytest.raises(pickle.UnpicklingError, match="refusing to load builtins.print"):
         load_state_dict(str(path))
+
+
+def test_split_network_computes_exactly_what_the_whole_one_does():
+    full = efficientnet_lite0.build(96)
+    bottom, top = efficientnet_lite0.build_split(96, 5)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 96, 96, 3)).astype(np.float32)
+    np.testing.assert_allclose(full(x, training=False), top(bottom(x, training=False), training=False), atol=1e-5)
+    assert bottom.output.shape[1:] == (12, 12, 40)
