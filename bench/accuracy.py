@@ -30,12 +30,20 @@ HERE = Path(__file__).resolve().parent
 RECIPE = {
     "backbone": "efficientnet_lite0",
     "epochs": 60,
-    "fine_tune_epochs": 15,
+    "fine_tune_epochs": 20,
     "fine_tune_from_block": 5,
     "fine_tune_views": 8,
-    "fine_tune_learning_rate": 3e-4,
-    "tta_flips": True,
-    "augmentation": {"flip": "horizontal_and_vertical", "rotation": 0.0, "contrast": 0.1, "brightness": 0.1},
+    "fine_tune_learning_rate": 1e-4,
+    "image_size": 300,
+    "patience": 8,
+    "tta": "dihedral",
+    "augmentation": {
+        "flip": "horizontal_and_vertical",
+        "transpose": True,
+        "rotation": 0.0,
+        "contrast": 0.1,
+        "brightness": 0.1,
+    },
 }
 
 

@@ -17,6 +17,9 @@ class AugmentationConfig(BaseModel):
     zoom: float = Field(0.0, ge=0, lt=1)
     contrast: float = Field(0.1, ge=0, lt=1)
     brightness: float = Field(0.0, ge=0, lt=1)
+    transpose: bool = Field(
+        False, description="Swap the image's axes half the time; with both flips, every rotation by 90 degrees."
+    )
 
 
 class TrainConfig(BaseModel):
@@ -44,7 +47,11 @@ class TrainConfig(BaseModel):
         description="EfficientNet: augmented copies of each training image whose frozen-bottom activations are "
         "cached, so fine-tuning trains only the top (about 5x faster); 0 fine-tunes end to end.",
     )
-    tta_flips: bool = Field(False, description="Average predictions over 4 flips, inside the exported graph.")
+    tta: Literal["none", "flips", "dihedral"] = Field(
+        "none",
+        description="Average predictions over 4 flips, or all 8 flips and rotations by 90 degrees, inside the "
+        "exported graph (4x or 8x the inference cost).",
+    )
     dropout: float = Field(0.2, ge=0, lt=1)
     patience: int = Field(6, ge=1)
     class_weights: Literal["none", "balanced"] = Field(

@@ -274,6 +274,8 @@ def augmenter(config: AugmentationConfig, seed: int) -> keras.Sequential:
         layers.append(keras.layers.RandomContrast(config.contrast, seed=seed))
     if config.brightness:
         layers.append(keras.layers.RandomBrightness(config.brightness, value_range=(0, 255), seed=seed))
+    if config.transpose:
+        layers.append(RandomTranspose(seed=seed))
     return keras.Sequential(layers, name="augment")
 
 
@@ -324,16 +326,32 @@ def _fine_tune(
     return classifier, history
 
 
-class FlipTTA(keras.Model):
-    """Test-time augmentation: the mean prediction over the image and its three flips."""
+class RandomTranspose(keras.layers.Layer):
+    """Swaps height and width of half the images: with RandomFlip, the 8 symmetries of a square."""
 
-    def __init__(self, inner: keras.Model, **kwargs):
+    def __init__(self, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.inner = inner
+        self.seed = seed
+
+    def call(self, x, training=True):
+        if not training:
+            return x
+        swap = tf.random.uniform([tf.shape(x)[0], 1, 1, 1], seed=self.seed) < 0.5
+        return tf.where(swap, tf.transpose(x, [0, 2, 1, 3]), x)
+
+
+class TTA(keras.Model):
+    """Test-time augmentation: the mean prediction over flips (4 views) or all square symmetries (8)."""
+
+    def __init__(self, inner: keras.Model, mode: str, **kwargs):
+        super().__init__(**kwargs)
+        self.inner, self.mode = inner, mode
 
     def call(self, x, training=False):
-        flips = [x, keras.ops.flip(x, 2), keras.ops.flip(x, 1), keras.ops.flip(keras.ops.flip(x, 1), 2)]
-        return keras.ops.mean(keras.ops.stack([self.inner(v, training=training) for v in flips]), axis=0)
+        views = [x, keras.ops.flip(x, 2), keras.ops.flip(x, 1), keras.ops.flip(keras.ops.flip(x, 1), 2)]
+        if self.mode == "dihedral":
+            views += [keras.ops.transpose(v, (0, 2, 1, 3)) for v in views]
+        return keras.ops.mean(keras.ops.stack([self.inner(v, training=training) for v in views]), axis=0)
 
 
 def _fine_tune_cached(
@@ -492,9 +510,9 @@ def fit(
             history.setdefault(key, []).extend(values)
     else:
         classifier = keras.Sequential([backbone, head], name="classifier")
-    if config.tta_flips:
-        classifier = FlipTTA(classifier, name="flip_tta")
-    if config.fine_tune_epochs or config.tta_flips:
+    if config.tta != "none":
+        classifier = TTA(classifier, config.tta, name=f"{config.tta}_tta")
+    if config.fine_tune_epochs or config.tta != "none":
         raw = {
             s: run_on_images(classifier, [data[i] for i in by_split[s]], image_size, f"{s} predictions")[0]
             for s in ("validation", "test")

@@ -141,14 +141,14 @@ def test_every_augmentation_layer_keeps_the_image_shape():
     from models.train_config import AugmentationConfig
     from models.training import augmenter
 
-    config = AugmentationConfig(rotation=0.1, zoom=0.2, contrast=0.2, brightness=0.2)
+    config = AugmentationConfig(rotation=0.1, zoom=0.2, contrast=0.2, brightness=0.2, transpose=True)
     images = tf.random.uniform((2, 32, 32, 3), 0, 255)
     out = augmenter(config, seed=1)(images, training=True)
-    assert out.shape == (2, 32, 32, 3) and len(augmenter(config, 1).layers) == 5
+    assert out.shape == (2, 32, 32, 3) and len(augmenter(config, 1).layers) == 6
 
 
 def test_cached_fine_tuning_with_flip_tta_exports_a_consistent_model(tmp_path):
-    """EfficientNet's top trained on cached bottom activations; the export averages four flips."""
+    """EfficientNet's top trained on cached bottom activations; the export averages the 8 symmetries."""
     rows = write_colour_dataset(tmp_path, ["red", "blue"], 12)
     splits = ["train"] * 8 + ["validation"] * 2 + ["test"] * 2
     write_csv(
@@ -163,7 +163,7 @@ def test_cached_fine_tuning_with_flip_tta_exports_a_consistent_model(tmp_path):
         fine_tune_epochs=2,
         fine_tune_views=2,
         fine_tune_from_block=12,
-        tta_flips=True,
+        tta="dihedral",
         learning_rate=0.01,
     )
     registry = ModelRegistry(str(tmp_path / "reg"))
@@ -173,7 +173,7 @@ def test_cached_fine_tuning_with_flip_tta_exports_a_consistent_model(tmp_path):
     images = [colour_image("red", 900), colour_image("blue", 901)]
     probs = _signature_probabilities(registry, "ct", images)
     mirrored = io.BytesIO()
-    Image.open(io.BytesIO(images[0])).transpose(Image.FLIP_LEFT_RIGHT).save(mirrored, format="PNG")
+    Image.open(io.BytesIO(images[0])).transpose(Image.ROTATE_90).save(mirrored, format="PNG")
     flipped = _signature_probabilities(registry, "ct", [mirrored.getvalue()])
     assert [result.card.label_spec.decide(p) for p in probs] == [["red"], ["blue"]]
-    np.testing.assert_allclose(probs[0], flipped[0], atol=1e-4)  # the four flips are the same set
+    np.testing.assert_allclose(probs[0], flipped[0], atol=1e-4)  # a rotated image has the same 8 views
