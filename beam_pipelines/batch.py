@@ -26,6 +26,7 @@ from beam_pipelines.transforms import (
     METRICS_NAMESPACE,
     ClassifyImages,
     CsvInputError,
+    ImageLimitOptions,
     ReadCsvRows,
     WritePredictions,
     output_files,
@@ -77,18 +78,6 @@ class BatchOptions(PipelineOptions):
         )
         parser.add_argument(
             "--batch_size", type=int, default=s.batch_size, help="Images per model call (IMGCLF_BATCH_SIZE)."
-        )
-        parser.add_argument(
-            "--max_image_bytes",
-            type=int,
-            default=s.max_image_bytes,
-            help="Larger files become 'too_large' records (IMGCLF_MAX_IMAGE_BYTES).",
-        )
-        parser.add_argument(
-            "--max_image_pixels",
-            type=int,
-            default=s.max_image_pixels,
-            help="Images with more pixels become 'too_large' records (IMGCLF_MAX_IMAGE_PIXELS).",
         )
         parser.add_argument(
             "--num_shards",
@@ -143,8 +132,8 @@ def build_pipeline(p: beam.Pipeline, options: PipelineOptions, batch_plan: Batch
             batch_plan.model,
             batch_size=opts.batch_size,
             top_k=opts.top_k,
-            max_image_bytes=opts.max_image_bytes,
-            max_image_pixels=opts.max_image_pixels,
+            max_image_bytes=options.view_as(ImageLimitOptions).max_image_bytes,
+            max_image_pixels=options.view_as(ImageLimitOptions).max_image_pixels,
             progress_every=opts.progress_every,
         )
     )
@@ -170,6 +159,7 @@ def argument_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     BatchOptions._add_argparse_args(parser)
+    ImageLimitOptions._add_argparse_args(parser)
     for action in parser._actions:
         action.required = action.dest in ("input", "output")
     return parser

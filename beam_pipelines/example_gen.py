@@ -20,12 +20,11 @@ import apache_beam as beam
 import tensorflow as tf
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from beam_pipelines.transforms import InputRow, ReadCsvRows, csv_line, read_csv_header
+from beam_pipelines.transforms import ImageLimitOptions, InputRow, ReadCsvRows, csv_line, read_csv_header
 from models import storage
 from models.image_checks import check_image, read_image
 from models.manifest import SPLITS, hash_split, parse_labels
 from models.prediction import ErrorCode, ImageError
-from models.settings import get_settings
 
 LOCAL_RUNNER = "FnApiRunner"
 
@@ -33,14 +32,11 @@ LOCAL_RUNNER = "FnApiRunner"
 class ExampleGenOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
-        s = get_settings()
         parser.add_argument("--manifest", help="Manifest CSV: image_uri,labels[,split].")
         parser.add_argument(
             "--corrections", default=None, help="Optional corrections CSV: image_uri,labels,corrected_at."
         )
         parser.add_argument("--output_dir", help="Where <split>/*.tfrecord.gz, statistics.json, unreadable.csv go.")
-        parser.add_argument("--max_image_bytes", type=int, default=s.max_image_bytes)
-        parser.add_argument("--max_image_pixels", type=int, default=s.max_image_pixels)
 
 
 def merge_labels(
@@ -135,6 +131,7 @@ def _write_json(stats: dict, path: str) -> None:
 
 def build_pipeline(p: beam.Pipeline, options: PipelineOptions) -> None:
     opts = options.view_as(ExampleGenOptions)
+    limits = options.view_as(ImageLimitOptions)
     if not opts.manifest or not opts.output_dir:
         raise ValueError("--manifest and --output_dir are required")
     for path, needed in ((opts.manifest, ("labels",)), (opts.corrections, ("labels", "corrected_at"))):
@@ -152,9 +149,9 @@ def build_pipeline(p: beam.Pipeline, options: PipelineOptions) -> None:
     else:
         sources["corrections"] = p | "NoCorrections" >> beam.Create([])
     merged = sources | "Join" >> beam.CoGroupByKey() | "Merge" >> beam.FlatMap(merge_labels)
-    results = merged | "ToExample" >> beam.ParDo(_ToExample(opts.max_image_bytes, opts.max_image_pixels)).with_outputs(
-        _ToExample.UNREADABLE, main="examples"
-    )
+    results = merged | "ToExample" >> beam.ParDo(
+        _ToExample(limits.max_image_bytes, limits.max_image_pixels)
+    ).with_outputs(_ToExample.UNREADABLE, main="examples")
     out = opts.output_dir.rstrip("/")
     for split in SPLITS:
         _ = (

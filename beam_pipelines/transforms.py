@@ -19,6 +19,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_pipelines.model_handler import SavedModelImageHandler
 from models import storage
@@ -27,9 +28,31 @@ from models.label_spec import LabelSpec
 from models.manifest import resolve_uri
 from models.prediction import ImageError, PredictionRecord, csv_header
 from models.registry import ResolvedModel
+from models.settings import get_settings
 
 log = logging.getLogger("imgclf.batch")
 METRICS_NAMESPACE = "imgclf"
+
+
+class ImageLimitOptions(PipelineOptions):
+    """Byte and pixel limits, shared by every pipeline that reads images (declared once: Beam
+    parses all options classes together, so two declaring the same flag would clash)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser) -> None:
+        s = get_settings()
+        parser.add_argument(
+            "--max_image_bytes",
+            type=int,
+            default=s.max_image_bytes,
+            help="Larger files become 'too_large' records (IMGCLF_MAX_IMAGE_BYTES).",
+        )
+        parser.add_argument(
+            "--max_image_pixels",
+            type=int,
+            default=s.max_image_pixels,
+            help="Images with more pixels become 'too_large' records (IMGCLF_MAX_IMAGE_PIXELS).",
+        )
 
 
 class CsvInputError(ValueError):

@@ -62,3 +62,11 @@ def test_examples_merge_corrections_and_keep_splits(tmp_path):
     with open(out / "unreadable.csv") as f:
         (bad,) = list(csv.DictReader(f))
     assert bad["image_uri"] == "broken.png" and bad["error"].startswith("decode_error")
+
+
+def test_both_pipelines_options_parse_together():
+    """Beam parses every options class in the process at once; no flag may be declared twice."""
+    from beam_pipelines import batch  # noqa: F401
+
+    options = PipelineOptions(["--max_image_bytes=5", "--manifest=m.csv"])
+    assert options.get_all_options()["max_image_bytes"] == 5
