@@ -27,7 +27,7 @@ def choose_thresholds(
         return {}
     y = spec.indicator(label_sets)
     candidates = np.linspace(0.05, 0.95, 91)
-    columns = [1] if spec.task is Task.BINARY else range(len(spec.labels))
+    columns = _scored_columns(spec)
     thresholds = {}
     for j in columns:
         truth, p = y[:, j], probabilities[:, j]
@@ -84,12 +84,30 @@ def _ranking_metrics(truth: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     }
 
 
-def plot_confusion_matrix(spec: LabelSpec, matrix: list[list[int]], path: str, title: str) -> None:
+def _pyplot():
+    """matplotlib without a display: pictures go to files."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(plt, fig, path: str, title: str) -> None:
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _scored_columns(spec: LabelSpec) -> list[int]:
+    """Labels with their own score to plot: binary's positive label, or every label."""
+    return [1] if spec.task is Task.BINARY else list(range(len(spec.labels)))
+
+
+def plot_confusion_matrix(spec: LabelSpec, matrix: list[list[int]], path: str, title: str) -> None:
+    plt = _pyplot()
     m = np.asarray(matrix)
     fig, ax = plt.subplots(figsize=(1.2 * len(spec.labels) + 2.5, 1.2 * len(spec.labels) + 2))
     ax.imshow(m, cmap="Blues")
@@ -97,20 +115,14 @@ def plot_confusion_matrix(spec: LabelSpec, matrix: list[list[int]], path: str, t
     ax.set_yticks(range(len(spec.labels)), spec.labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title)
     for i in range(m.shape[0]):
         for j in range(m.shape[1]):
             ax.text(j, i, str(m[i, j]), ha="center", va="center", color="white" if m[i, j] > m.max() / 2 else "black")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path, title)
 
 
 def plot_training_curves(history: dict[str, list[float]], path: str, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     metrics = sorted({k.removeprefix("val_") for k in history})
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.5), squeeze=False)
@@ -121,23 +133,15 @@ def plot_training_curves(history: dict[str, list[float]], path: str, title: str)
         ax.set_xlabel("epoch")
         ax.set_title(metric)
         ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path, title)
 
 
 def plot_pr_curves(
     spec: LabelSpec, probabilities: dict[str, np.ndarray], label_sets: Sequence[Sequence[str]], path: str, title: str
 ) -> None:
     """Precision-recall per label, one line per model (e.g. candidate vs production)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    truth = spec.indicator(label_sets)
-    columns = [1] if spec.task is Task.BINARY else list(range(len(spec.labels)))
+    plt = _pyplot()
+    truth, columns = spec.indicator(label_sets), _scored_columns(spec)
     fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.8), squeeze=False)
     for ax, j in zip(axes[0], columns, strict=True):
         for name, probs in probabilities.items():
@@ -150,23 +154,15 @@ def plot_pr_curves(
         ax.set_xlabel("recall")
         ax.set_ylabel("precision")
         ax.legend(loc="lower left")
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path, title)
 
 
 def plot_threshold_curves(
     spec: LabelSpec, probabilities: np.ndarray, label_sets: Sequence[Sequence[str]], path: str, title: str
 ) -> None:
     """Precision, recall and F1 against the decision threshold, with the chosen threshold marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    truth = spec.indicator(label_sets)
-    columns = [1] if spec.task is Task.BINARY else list(range(len(spec.labels)))
+    plt = _pyplot()
+    truth, columns = spec.indicator(label_sets), _scored_columns(spec)
     grid = np.linspace(0.01, 0.99, 99)
     fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.8), squeeze=False)
     for ax, j in zip(axes[0], columns, strict=True):
@@ -180,7 +176,4 @@ def plot_threshold_curves(
         ax.set_title(spec.labels[j])
         ax.set_xlabel("threshold")
         ax.legend(loc="lower left")
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path, title)
