@@ -56,6 +56,8 @@ def bless(
 ) -> tuple[bool, list[str]]:
     reasons = []
     metric = config.metric
+    if not candidate.get("count"):
+        return False, ["no test examples to evaluate the candidate on"]
     if candidate[metric] < config.floor:
         reasons.append(f"candidate {metric} {candidate[metric]:.4f} is under the floor {config.floor:.4f}")
     if production is not None:
