@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_pipelines.transforms import (
     METRICS_NAMESPACE,
@@ -29,6 +29,7 @@ from beam_pipelines.transforms import (
     ImageLimitOptions,
     ReadCsvRows,
     WritePredictions,
+    local_runner_by_default,
     output_files,
     read_csv_header,
 )
@@ -37,7 +38,6 @@ from models.logging_setup import configure_logging
 from models.registry import ModelRegistry, RegistryError, ResolvedModel
 from models.settings import get_settings
 
-LOCAL_RUNNER = "FnApiRunner"  # what DirectRunner runs batch jobs on, without its Prism download attempt
 SINGLE_FILE_MAX_INPUT_BYTES = 64 * 1024 * 1024
 
 log = logging.getLogger("imgclf.batch")
@@ -178,9 +178,7 @@ def run(argv: list[str] | None = None) -> int:
     """Runs a batch job to completion; prints where the output is and the ok/error counts."""
     argv = list(sys.argv[1:] if argv is None else argv)
     argument_parser().parse_known_args(argv)  # --help, and clear messages for missing flags
-    options = PipelineOptions(argv)
-    if not options.view_as(StandardOptions).runner:
-        options.view_as(StandardOptions).runner = LOCAL_RUNNER
+    options = local_runner_by_default(argv)
     opts = options.view_as(BatchOptions)
     try:
         batch_plan = plan(options)

@@ -18,15 +18,20 @@ from collections.abc import Iterator
 
 import apache_beam as beam
 import tensorflow as tf
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import PipelineOptions
 
-from beam_pipelines.transforms import ImageLimitOptions, InputRow, ReadCsvRows, csv_line, read_csv_header
+from beam_pipelines.transforms import (
+    ImageLimitOptions,
+    InputRow,
+    ReadCsvRows,
+    csv_line,
+    local_runner_by_default,
+    read_csv_header,
+)
 from models import storage
 from models.image_checks import check_image, read_image
 from models.manifest import SPLITS, hash_split, parse_labels
 from models.prediction import ErrorCode, ImageError
-
-LOCAL_RUNNER = "FnApiRunner"
 
 
 class ExampleGenOptions(PipelineOptions):
@@ -134,20 +139,21 @@ def build_pipeline(p: beam.Pipeline, options: PipelineOptions) -> None:
     limits = options.view_as(ImageLimitOptions)
     if not opts.manifest or not opts.output_dir:
         raise ValueError("--manifest and --output_dir are required")
-    for path, needed in ((opts.manifest, ("labels",)), (opts.corrections, ("labels", "corrected_at"))):
-        if path:
-            columns = read_csv_header(path)
-            missing = [c for c in needed if c not in columns]
-            if missing:
-                raise ValueError(f"{path} lacks columns {missing}")
     keyed = lambda row: (row.read_uri, row)  # noqa: E731
-    sources = {"manifest": p | "ReadManifest" >> ReadCsvRows(opts.manifest, read_csv_header(opts.manifest))}
-    sources["manifest"] = sources["manifest"] | "KeyManifest" >> beam.Map(keyed)
-    if opts.corrections:
-        rows = p | "ReadCorrections" >> ReadCsvRows(opts.corrections, read_csv_header(opts.corrections))
-        sources["corrections"] = rows | "KeyCorrections" >> beam.Map(keyed)
-    else:
-        sources["corrections"] = p | "NoCorrections" >> beam.Create([])
+    sources = {}
+    for name, path, needed in (
+        ("manifest", opts.manifest, ("labels",)),
+        ("corrections", opts.corrections, ("labels", "corrected_at")),
+    ):
+        if not path:
+            sources[name] = p | f"No{name.title()}" >> beam.Create([])
+            continue
+        columns = read_csv_header(path)
+        missing = [c for c in needed if c not in columns]
+        if missing:
+            raise ValueError(f"{path} lacks columns {missing}")
+        rows = p | f"Read{name.title()}" >> ReadCsvRows(path, columns)
+        sources[name] = rows | f"Key{name.title()}" >> beam.Map(keyed)
     merged = sources | "Join" >> beam.CoGroupByKey() | "Merge" >> beam.FlatMap(merge_labels)
     results = merged | "ToExample" >> beam.ParDo(
         _ToExample(limits.max_image_bytes, limits.max_image_pixels)
@@ -180,9 +186,7 @@ def build_pipeline(p: beam.Pipeline, options: PipelineOptions) -> None:
 
 def run(argv: list[str] | None = None) -> dict:
     """Runs ExampleGen to completion; returns the statistics it wrote."""
-    options = PipelineOptions(list(sys.argv[1:] if argv is None else argv))
-    if not options.view_as(StandardOptions).runner:
-        options.view_as(StandardOptions).runner = LOCAL_RUNNER
+    options = local_runner_by_default(list(sys.argv[1:] if argv is None else argv))
     p = beam.Pipeline(options=options)
     build_pipeline(p, options)
     p.run().wait_until_finish()

@@ -19,7 +19,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from beam_pipelines.model_handler import SavedModelImageHandler
 from models import storage
@@ -32,6 +32,15 @@ from models.settings import get_settings
 
 log = logging.getLogger("imgclf.batch")
 METRICS_NAMESPACE = "imgclf"
+LOCAL_RUNNER = "FnApiRunner"  # what DirectRunner runs batch jobs on, without its Prism download attempt
+
+
+def local_runner_by_default(argv: list[str]) -> PipelineOptions:
+    """Pipeline options from flags, on the local runner unless --runner names another."""
+    options = PipelineOptions(argv)
+    if not options.view_as(StandardOptions).runner:
+        options.view_as(StandardOptions).runner = LOCAL_RUNNER
+    return options
 
 
 class ImageLimitOptions(PipelineOptions):

@@ -11,12 +11,12 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that
 
 from beam_pipelines import batch
-from beam_pipelines.transforms import CsvInputError
+from beam_pipelines.transforms import LOCAL_RUNNER, CsvInputError
 from tests.helpers import colour_image, write_csv
 
 
 def _options(**flags) -> PipelineOptions:
-    return PipelineOptions([f"--{k}={v}" for k, v in {"runner": batch.LOCAL_RUNNER, **flags}.items()])
+    return PipelineOptions([f"--{k}={v}" for k, v in {"runner": LOCAL_RUNNER, **flags}.items()])
 
 
 @pytest.fixture
@@ -167,8 +167,8 @@ def test_help_documents_every_option():
 
 
 def test_importing_the_batch_options_leaves_other_pipelines_parseable():
-    options = PipelineOptions([f"--runner={batch.LOCAL_RUNNER}"])
-    assert options.get_all_options()["runner"] == batch.LOCAL_RUNNER
+    options = PipelineOptions([f"--runner={LOCAL_RUNNER}"])
+    assert options.get_all_options()["runner"] == LOCAL_RUNNER
 
 
 def test_missing_input_is_a_usage_error(capsys):

@@ -7,6 +7,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 
 from beam_pipelines import batch
+from beam_pipelines.transforms import LOCAL_RUNNER
 from models import storage
 from models.registry import ModelRegistry
 from tests.helpers import colour_image
@@ -30,7 +31,7 @@ def test_input_images_registry_and_output_all_on_gcs(gcs_emulator, trained_regis
 
     options = PipelineOptions(
         [
-            f"--runner={batch.LOCAL_RUNNER}",
+            f"--runner={LOCAL_RUNNER}",
             f"--input={root}/in.csv",
             f"--output={root}/out/predictions.csv",
             f"--model_root={root}/models",

@@ -9,6 +9,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 
 from beam_pipelines import example_gen
+from beam_pipelines.transforms import LOCAL_RUNNER
 from models.manifest import hash_split
 from tests.helpers import colour_image, write_colour_dataset, write_csv
 
@@ -38,7 +39,7 @@ def test_examples_merge_corrections_and_keep_splits(tmp_path):
     out = tmp_path / "examples"
     options = PipelineOptions(
         [
-            f"--runner={example_gen.LOCAL_RUNNER}",
+            f"--runner={LOCAL_RUNNER}",
             f"--manifest={tmp_path / 'm.csv'}",
             f"--corrections={tmp_path / 'corrections.csv'}",
             f"--output_dir={out}",
