@@ -35,6 +35,8 @@ setup(
         "fastapi>=0.165,<0.166",
         "uvicorn>=0.54,<0.55",
         "python-multipart>=0.0.34,<0.1",
+        "prometheus-client>=0.26,<0.27",
+        "httpx>=0.28,<0.29",  # the API's load generator and its tests
         "streamlit>=1.67,<1.68",
         "sqlalchemy>=2.1,<2.2",  # lineage store (and the label store)
         "keras-tuner==1.4.8",
@@ -48,6 +50,7 @@ setup(
             "scikit-image>=0.26,<0.27",
             "elpv-dataset==1.0.0.post1",
             "psutil>=7.2,<8",
+            "schemathesis>=4.32,<4.33",
         ],
     },
     entry_points={"console_scripts": ["imgclf=imgclf.cli:main"]},

@@ -13,10 +13,12 @@ Runs on the local runner by default and on Dataflow with the usual options, e.g.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
@@ -87,6 +89,11 @@ class BatchOptions(PipelineOptions):
         )
         parser.add_argument(
             "--progress_every", type=int, default=500, help="Log a progress line every N images (0: never)."
+        )
+        parser.add_argument(
+            "--summary_file",
+            default=None,
+            help="Local file to write the run's counts, output files and model version to, as JSON, when it ends.",
         )
 
 
@@ -200,10 +207,20 @@ def run(argv: list[str] | None = None) -> int:
     result.wait_until_finish()
     n = counts(result)
     files = output_files(opts.output, batch_plan.num_shards)
+    seconds = time.monotonic() - started
     print(
-        f"{n['ok'] + n['error']} records ({n['ok']} ok, {n['error']} errors) in {time.monotonic() - started:.1f}s "
+        f"{n['ok'] + n['error']} records ({n['ok']} ok, {n['error']} errors) in {seconds:.1f}s "
         f"-> {', '.join(files) if len(files) <= 3 else f'{len(files)} files like {files[0]}'}"
     )
+    if opts.summary_file:
+        summary = {
+            **n,
+            "output_files": files,
+            "model_name": batch_plan.model.name,
+            "model_version": batch_plan.model.version,
+            "seconds": round(seconds, 2),
+        }
+        Path(opts.summary_file).write_text(json.dumps(summary))
     return 0
 
 

@@ -1,0 +1,118 @@
+"""The app factory: ``create_app(settings)`` builds one service instance.
+
+uvicorn calls it once per worker (``imgclf serve`` passes ``--factory``); tests call it
+with their own settings. Startup loads and warms the served models in the background,
+so ``/healthz`` answers at once and ``/readyz`` turns 200 when they are ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from api.auth import parse_keys
+from api.job_runner import LocalJobRunner
+from api.jobs import JobStore
+from api.limits import BodySizeLimit
+from api.metrics import ServiceMetrics
+from api.routers import batch_jobs, classify, health, models
+from api.serving import ModelServer
+from api.settings import ApiSettings, get_api_settings
+from api.uris import UriNotAllowed
+from models.prediction import ErrorCode, ImageError
+from models.registry import ModelRegistry, RegistryError
+from models.storage import use_emulator_if_configured
+
+log = logging.getLogger("imgclf.api")
+
+IMAGE_ERROR_STATUS = {
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.NOT_AN_IMAGE: 415,
+    ErrorCode.TOO_LARGE: 413,
+    ErrorCode.DECODE_ERROR: 422,
+    ErrorCode.INFERENCE_ERROR: 500,
+}
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    settings = settings or get_api_settings()
+    use_emulator_if_configured()
+    metrics = ServiceMetrics()
+    server = ModelServer(ModelRegistry(settings.model_root), settings, metrics)
+    store = JobStore(settings.jobs_db)
+    runner = LocalJobRunner(store, settings, metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        loading = asyncio.create_task(server.start(), name="load-models")
+        jobs = asyncio.create_task(runner.run_forever(), name="job-runner")
+        yield
+        jobs.cancel()
+        loading.cancel()
+        await asyncio.gather(jobs, loading, return_exceptions=True)
+        await server.stop()
+        runner.close()
+
+    app = FastAPI(
+        title="imgclf",
+        version="1",
+        summary="Image classification: single images with dynamic batching, and batch jobs.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.api_keys = parse_keys(settings.api_keys)
+    app.state.metrics = metrics
+    app.state.model_server = server
+    app.state.job_store = store
+    app.state.job_runner = runner
+    for router in (health.router, models.router, classify.router, batch_jobs.router):
+        app.include_router(router)
+    _add_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + 64 * 1024)  # room for multipart framing
+    _add_request_metrics(app, metrics)  # outermost, so refused requests are counted too
+    return app
+
+
+def _error(status: int, detail: str, code: str | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail, "code": code}, status_code=status)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ImageError)
+    async def image_error(request: Request, e: ImageError) -> JSONResponse:
+        return _error(IMAGE_ERROR_STATUS[e.code], e.message, e.code.value)
+
+    @app.exception_handler(RegistryError)
+    async def unknown_model(request: Request, e: RegistryError) -> JSONResponse:
+        return _error(404, str(e))
+
+    @app.exception_handler(UriNotAllowed)
+    async def uri_not_allowed(request: Request, e: UriNotAllowed) -> JSONResponse:
+        return _error(403, str(e))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, e: Exception) -> JSONResponse:
+        # The trace goes to the log, never to the client.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _error(500, "internal error; the server log has the details")
+
+
+def _add_request_metrics(app: FastAPI, metrics: ServiceMetrics) -> None:
+    @app.middleware("http")
+    async def record(request: Request, call_next):
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            path = route.path if route is not None else "unmatched"  # the template, not the raw path
+            metrics.requests.labels(request.method, path, str(status)).inc()
+            metrics.latency.labels(request.method, path).observe(time.perf_counter() - started)

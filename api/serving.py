@@ -1,0 +1,228 @@
+"""The models the service holds in memory, and hot reload of the aliases it serves.
+
+A request asks for a model by alias (``production`` by default) or by version. Each
+loaded version has its own ``DynamicBatcher``. A watcher re-reads every served alias;
+when one moves, the new version is loaded and warmed up off the event loop, then the
+alias is swapped in one step. Requests already holding the old version finish on it,
+and it is unloaded once idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from api.batching import DynamicBatcher
+from api.metrics import ServiceMetrics
+from api.settings import ApiSettings
+from models import inference, storage
+from models.registry import SAVED_MODEL_DIR, ModelCard, ModelRegistry, RegistryError, local_saved_model
+
+log = logging.getLogger("imgclf.api.serving")
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    version: int
+    card: ModelCard
+    batcher: DynamicBatcher
+    module: object
+    loaded_at: float = field(default_factory=time.time)
+    in_flight: int = 0
+
+    @asynccontextmanager
+    async def use(self) -> AsyncIterator[LoadedModel]:
+        self.in_flight += 1
+        try:
+            yield self
+        finally:
+            self.in_flight -= 1
+
+    async def predict(self, image: bytes) -> np.ndarray:
+        return await self.batcher.predict(image)
+
+
+def warmup_image(size: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (size, size), (128, 128, 128)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+class ModelServer:
+    def __init__(self, registry: ModelRegistry, settings: ApiSettings, metrics: ServiceMetrics):
+        self.registry = registry
+        self.settings = settings
+        self.metrics = metrics
+        self._loaded: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()  # least recently used first
+        self._aliases: dict[tuple[str, str], int] = {}
+        self._loading: dict[tuple[str, int], asyncio.Task] = {}
+        self._preload: list[tuple[str, str]] = []
+        self._watcher: asyncio.Task | None = None
+        self.startup_error: str | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Loads the configured models (all with the default alias if none are named), then watches."""
+        alias = self.settings.default_alias
+        try:
+            names = self.settings.serve_models or [
+                name for name in await asyncio.to_thread(self.registry.models) if self._has_alias(name, alias)
+            ]
+            self._preload = [(name, alias) for name in names]
+            for name, alias in self._preload:
+                await self.get(name, alias=alias)
+        except Exception as e:  # readyz reports it; the service stays up for other models
+            self.startup_error = f"{type(e).__name__}: {e}"
+            log.error("could not load the served models: %s", self.startup_error)
+        self._watcher = asyncio.get_running_loop().create_task(self._watch(), name="alias-watcher")
+
+    def _has_alias(self, name: str, alias: str) -> bool:
+        return self.registry.alias(name, alias) is not None
+
+    async def stop(self) -> None:
+        if self._watcher:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+        for model in list(self._loaded.values()):
+            await model.batcher.close()
+        self._loaded.clear()
+
+    def readiness(self) -> tuple[bool, dict[str, str]]:
+        """Ready when every preloaded alias is loaded and warm; the dict says what each one is."""
+        status = {}
+        for name, alias in self._preload:
+            version = self._aliases.get((name, alias))
+            status[f"{name}@{alias}"] = f"version {version}" if version is not None else "loading"
+        if self.startup_error:
+            status["error"] = self.startup_error
+        ready = not self.startup_error and bool(self._preload) and all(v != "loading" for v in status.values())
+        if not self._preload and not self.startup_error:
+            status["error"] = f"no model has the alias {self.settings.default_alias!r} under {self.registry.root}"
+        return ready, status
+
+    def served(self) -> dict[str, dict[str, int]]:
+        """model -> {alias: version} for every alias being watched."""
+        out: dict[str, dict[str, int]] = {}
+        for (name, alias), version in self._aliases.items():
+            out.setdefault(name, {})[alias] = version
+        return out
+
+    # ------------------------------------------------------------ lookup
+
+    async def get(self, name: str, alias: str | None = None, version: int | None = None) -> LoadedModel:
+        """A loaded version: by number, else by alias (watched from now on). RegistryError if unknown."""
+        if version is None:
+            alias = alias or self.settings.default_alias
+            version = self._aliases.get((name, alias))
+            if version is None:
+                version = await asyncio.to_thread(self.registry.alias, name, alias)
+                if version is None:
+                    if not await asyncio.to_thread(self.registry.versions, name):
+                        raise RegistryError(f"no model named {name!r}")
+                    raise RegistryError(f"model {name!r} has no alias {alias!r}")
+                model = await self._ensure_loaded(name, version)
+                self._point(name, alias, version)
+                return model
+        return await self._ensure_loaded(name, version)
+
+    async def _ensure_loaded(self, name: str, version: int) -> LoadedModel:
+        key = (name, version)
+        if key in self._loaded:
+            self._loaded.move_to_end(key)
+            return self._loaded[key]
+        if key not in self._loading:  # one load per version, however many requests wait for it
+            self._loading[key] = asyncio.get_running_loop().create_task(self._load(name, version))
+        try:
+            return await asyncio.shield(self._loading[key])
+        finally:
+            if self._loading.get(key) is not None and self._loading[key].done():
+                self._loading.pop(key, None)
+
+    async def _load(self, name: str, version: int) -> LoadedModel:
+        started = time.monotonic()
+        card = await asyncio.to_thread(self.registry.card, name, version)  # RegistryError if it does not exist
+        uri = storage.join(self.registry.version_uri(name, version), SAVED_MODEL_DIR)
+        module = await asyncio.to_thread(inference.load, await asyncio.to_thread(local_saved_model, uri))
+        label = f"{name}/v{version}"
+        batcher = DynamicBatcher(
+            lambda images: inference.predict_images(module, images),
+            label,
+            self.settings.max_batch_size,
+            self.settings.max_queue_delay_ms / 1000,
+            on_batch=lambda size, seconds: (
+                self.metrics.batch_size.labels(name).observe(size),
+                self.metrics.inference.labels(name).observe(seconds),
+            ),
+            on_queue=lambda delta: self.metrics.queue_depth.labels(name).inc(delta),
+        )
+        image = warmup_image(card.image_size)
+        for size in sorted({1, self.settings.max_batch_size}):  # first calls of each shape are slow
+            await asyncio.to_thread(inference.predict_images, module, [image] * size)
+        model = LoadedModel(name, version, card, batcher, module)
+        self._loaded[(name, version)] = model
+        self.metrics.loaded_versions.set(len(self._loaded))
+        log.info("loaded and warmed %s in %.1fs", label, time.monotonic() - started)
+        await self._evict()
+        return model
+
+    def _point(self, name: str, alias: str, version: int) -> None:
+        self._aliases[(name, alias)] = version
+        self.metrics.model_version.labels(name, alias).set(version)
+
+    async def _evict(self) -> None:
+        """Unloads least recently used versions no alias points at, beyond the configured number."""
+        pointed = {(n, v) for (n, _), v in self._aliases.items()}
+        spare = [key for key in self._loaded if key not in pointed]
+        while len(self._loaded) > self.settings.max_loaded_versions and spare:
+            await self._retire(spare.pop(0))
+
+    async def _retire(self, key: tuple[str, int]) -> None:
+        model = self._loaded.pop(key, None)
+        if model is None:
+            return
+        self.metrics.loaded_versions.set(len(self._loaded))
+
+        async def drain() -> None:
+            while model.in_flight:
+                await asyncio.sleep(0.05)
+            await model.batcher.close()
+            log.info("unloaded %s/v%d", model.name, model.version)
+
+        asyncio.get_running_loop().create_task(drain())
+
+    # ------------------------------------------------------------ hot reload
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reload_interval_s)
+            try:
+                await self.check_aliases()
+            except Exception:  # a registry hiccup must not kill the watcher
+                log.exception("alias check failed; serving what is loaded")
+
+    async def check_aliases(self) -> None:
+        for (name, alias), current in list(self._aliases.items()):
+            version = await asyncio.to_thread(self.registry.alias, name, alias)
+            if version is None or version == current:
+                continue
+            log.info("%s@%s moved from v%d to v%d: loading it", name, alias, current, version)
+            try:
+                await self._ensure_loaded(name, version)
+            except Exception:
+                log.exception("could not load %s/v%d; still serving v%d", name, version, current)
+                continue
+            self._point(name, alias, version)
+            log.info("%s@%s now serves v%d", name, alias, version)
+            if not any(v == current and n == name for (n, _), v in self._aliases.items()):
+                await self._retire((name, current))
