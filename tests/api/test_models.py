@@ -1,0 +1,26 @@
+"""GET /v1/models and /v1/models/{name}: versions, aliases, label spec, metrics."""
+
+from __future__ import annotations
+
+
+def test_list_shows_each_model_with_its_aliases_and_served_version(make_client):
+    body = make_client().get("/v1/models").json()
+    assert body == {
+        "models": [{"name": "colours", "aliases": {"production": 1}, "versions": [1], "served": {"production": 1}}]
+    }
+
+
+def test_detail_has_label_spec_and_test_metrics(make_client):
+    body = make_client().get("/v1/models/colours").json()
+    assert body["label_spec"]["task"] == "multiclass"
+    assert body["label_spec"]["labels"] == ["blue", "green", "red"]
+    assert body["image_size"] == 32 and body["backbone"] == "small_cnn"
+    (v1,) = body["version_details"]
+    assert v1["version"] == 1 and v1["aliases"] == ["production"]
+    assert 0 <= v1["test_metrics"]["accuracy"] <= 1 and v1["test_metrics"]["count"] == 12
+
+
+def test_unknown_or_invalid_model_name_is_404(make_client):
+    client = make_client()
+    assert client.get("/v1/models/nope").status_code == 404
+    assert client.get("/v1/models/..%2F..%2Fetc").status_code == 404
