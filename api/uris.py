@@ -17,6 +17,8 @@ class UriNotAllowed(PermissionError):
 
 
 def _normalise(uri: str) -> str:
+    if any(ord(c) < 32 for c in uri):
+        raise UriNotAllowed(f"{uri!r}: control characters are not allowed in URIs")
     if uri.startswith("gs://"):
         bucket_and_path = uri[len("gs://") :]
         if any(part in (".", "..") for part in bucket_and_path.split("/")):

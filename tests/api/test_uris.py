@@ -27,6 +27,7 @@ def test_paths_under_a_prefix_are_allowed_and_normalised(tmp_path):
         "gs://bucket/input-not-in/a.png",
         "gs://bucket/in/../secret/a.png",
         "http://example.com/a.png",
+        "{tmp}/a\x00.png",
         "",
     ],
 )
