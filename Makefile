@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv demo test bench bench-accuracy lint clean
+.PHONY: venv demo test bench bench-api bench-accuracy serve lint clean
 
 $(STAMP): setup.py constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=/path/to/python3.11)"; exit 1; }
@@ -26,9 +26,17 @@ test: venv
 bench: venv
 	$(PY) -m bench.batch_throughput
 
+## make bench-api: the prediction API under load vs the offline ceiling and a no-batching server
+bench-api: venv
+	$(PY) -m bench.api_throughput
+
 ## make bench-accuracy: ELPV binary / four-class / multilabel accuracy, trained here on the CPU
 bench-accuracy: venv
 	$(PY) -m bench.accuracy
+
+## make serve: the API on http://127.0.0.1:8000 over the registry (after make demo)
+serve: venv
+	$(VENV)/bin/imgclf serve
 
 lint: venv
 	$(PY) -m ruff check .

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.auth import parse_keys
-from api.job_runner import LocalJobRunner
+from api.job_runner import JobRunner
 from api.jobs import JobStore
 from api.limits import BodySizeLimit
 from api.metrics import ServiceMetrics
@@ -45,7 +45,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     metrics = ServiceMetrics()
     server = ModelServer(ModelRegistry(settings.model_root), settings, metrics)
     store = JobStore(settings.jobs_db)
-    runner = LocalJobRunner(store, settings, metrics)
+    runner = JobRunner(store, settings, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

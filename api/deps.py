@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.auth import Principal, authenticate, authorize_model
-from api.job_runner import LocalJobRunner
+from api.job_runner import JobRunner
 from api.jobs import JobStore
 from api.metrics import ServiceMetrics
 from api.serving import ModelServer
@@ -31,7 +31,7 @@ def job_store(request: Request) -> JobStore:
     return request.app.state.job_store
 
 
-def job_runner(request: Request) -> LocalJobRunner:
+def job_runner(request: Request) -> JobRunner:
     return request.app.state.job_runner
 
 
@@ -44,7 +44,7 @@ Settings = Annotated[ApiSettings, Depends(settings)]
 Server = Annotated[ModelServer, Depends(model_server)]
 Registry = Annotated[ModelRegistry, Depends(registry)]
 Store = Annotated[JobStore, Depends(job_store)]
-Runner = Annotated[LocalJobRunner, Depends(job_runner)]
+Runner = Annotated[JobRunner, Depends(job_runner)]
 Metrics = Annotated[ServiceMetrics, Depends(metrics)]
 Caller = Annotated[Principal, Depends(authenticate)]
 AllowedModel = Annotated[str, Depends(authorize_model)]

@@ -1,7 +1,9 @@
-"""Runs queued batch jobs: the Beam batch pipeline in a worker process, at most N at once.
+"""Runs queued batch jobs, at most N at once: locally, or as Dataflow jobs.
 
-Each job is ``python -m beam_pipelines.batch`` in its own process group, so a slow
-job never blocks the API and a cancel can stop the whole pipeline. With several
+Locally, each job is ``python -m beam_pipelines.batch`` in its own process group, so a
+slow job never blocks the API and a cancel can stop the whole pipeline. With
+``IMGCLF_JOB_RUNNER=dataflow`` a job launches the batch Flex Template instead and is
+followed through the Dataflow API. With several
 uvicorn workers, only the one holding ``scheduler.lock`` starts and reaps jobs. After an
 API restart, a job whose process is still running is adopted; one whose process is
 gone without a summary is queued again (up to ``MAX_ATTEMPTS``), since a rerun
@@ -19,19 +21,24 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+from api.dataflow import DataflowLauncher
 from api.jobs import JobRow, JobStore
 from api.metrics import ServiceMetrics
 from api.schemas import BatchJobRequest, JobState
 from api.settings import ApiSettings
+from beam_pipelines.transforms import output_files
+from models import storage
 
 log = logging.getLogger("imgclf.api.jobs")
 MAX_ATTEMPTS = 3
+DATAFLOW_POLL_S = 10.0
 _PROGRESS = re.compile(rb"classified (\d+) images")
 
 
-class LocalJobRunner:
+class JobRunner:
     def __init__(self, store: JobStore, settings: ApiSettings, metrics: ServiceMetrics, poll_s: float = 0.5):
         self.store = store
         self.settings = settings
@@ -41,6 +48,14 @@ class LocalJobRunner:
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self._children: dict[str, subprocess.Popen] = {}
         self._lock_file = None
+        self._dataflow: DataflowLauncher | None = None
+        self._last_poll: dict[str, float] = {}
+
+    @property
+    def dataflow(self) -> DataflowLauncher:
+        if self._dataflow is None:
+            self._dataflow = DataflowLauncher(self.settings)
+        return self._dataflow
 
     # ------------------------------------------------------------ files of a job
 
@@ -127,6 +142,8 @@ class LocalJobRunner:
     def _start(self, row: JobRow) -> bool:
         if not self.store.transition(row.id, JobState.QUEUED, JobState.RUNNING, attempts=row.attempts + 1):
             return False  # cancelled meanwhile
+        if row.runner == "dataflow":
+            return self._start_on_dataflow(row)
         folder = self.job_dir(row.id)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "summary.json").unlink(missing_ok=True)
@@ -140,7 +157,40 @@ class LocalJobRunner:
         log.info("job %s started (pid %d, attempt %d)", row.id, child.pid, row.attempts + 1)
         return True
 
+    def _start_on_dataflow(self, row: JobRow) -> bool:
+        try:
+            dataflow_id = self.dataflow.launch(row.id, BatchJobRequest.model_validate_json(row.request))
+        except Exception as e:  # a refused launch is the job's failure, reported on the job
+            self.store.transition(row.id, JobState.RUNNING, JobState.FAILED, error=f"Dataflow launch failed: {e}"[:500])
+            self.metrics.jobs.labels(JobState.FAILED.value).inc()
+            return False
+        self.store.set(row.id, external_id=dataflow_id)
+        log.info("job %s launched on Dataflow as %s", row.id, dataflow_id)
+        return True
+
+    def _reap_dataflow(self, row: JobRow) -> None:
+        if time.monotonic() - self._last_poll.get(row.id, 0) < DATAFLOW_POLL_S or not row.external_id:
+            return
+        self._last_poll[row.id] = time.monotonic()
+        status = self.dataflow.status(row.external_id)
+        if status.state is JobState.RUNNING:
+            return
+        if status.state is JobState.SUCCEEDED:
+            output = BatchJobRequest.model_validate_json(row.request).output_uri
+            files = [output] if storage.exists(output) else output_files(output, 0)
+            done = self.store.transition(
+                row.id, JobState.RUNNING, JobState.SUCCEEDED, ok=status.ok, errors=status.errors, output_files=files
+            )
+        else:
+            done = self.store.transition(row.id, JobState.RUNNING, JobState.FAILED, error=status.message)
+        if done:
+            self.metrics.jobs.labels(status.state.value if status.state is JobState.SUCCEEDED else "failed").inc()
+            self._last_poll.pop(row.id, None)
+
     def _reap(self, row: JobRow) -> None:
+        if row.runner == "dataflow":
+            self._reap_dataflow(row)
+            return
         child = self._children.get(row.id)
         if child is not None:
             returncode = child.poll()
@@ -191,6 +241,9 @@ class LocalJobRunner:
         """Cancels a queued or running job; False if it had already finished."""
         if not self.store.transition(row.id, (JobState.QUEUED, JobState.RUNNING), JobState.CANCELLED):
             return False
+        external_id = self.store.get(row.id).external_id
+        if row.runner == "dataflow" and external_id:
+            self.dataflow.cancel(external_id)
         pid = row.pid if row.pid is not None else self.store.get(row.id).pid
         if pid is not None and _alive(pid, row.id):
             try:

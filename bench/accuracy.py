@@ -30,10 +30,11 @@ HERE = Path(__file__).resolve().parent
 RECIPE = {
     "backbone": "efficientnet_lite0",
     "epochs": 60,
-    "fine_tune_epochs": 25,
+    "fine_tune_epochs": 16,
     "fine_tune_from_block": 5,
     "fine_tune_views": 8,
-    "fine_tune_learning_rate": 1e-4,
+    "fine_tune_learning_rate": 3e-4,
+    "fine_tune_schedule": "cosine",
     "image_size": 300,
     "patience": 8,
     "tta": "flips",

@@ -41,6 +41,11 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
     fine_tune_learning_rate: float = Field(1e-4, gt=0)
+    fine_tune_schedule: Literal["constant", "cosine"] = Field(
+        "constant",
+        description="'cosine' decays the fine-tuning learning rate to zero over fine_tune_epochs and keeps the "
+        "last weights (no early stopping): steadier than picking an epoch on a small validation split.",
+    )
     fine_tune_views: int = Field(
         8,
         ge=0,

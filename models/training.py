@@ -202,8 +202,10 @@ class _EpochLog(keras.callbacks.Callback):
     def __init__(self, phase: str, epochs: int):
         super().__init__()
         self.phase, self.epochs, self.started = phase, epochs, time.monotonic()
+        self.rates: list[float] = []
 
     def on_epoch_end(self, epoch, logs=None):
+        self.rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
         shown = "  ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items() if k != "learning_rate")
         log.info(
             "%s epoch %d/%d  %s  (%.0fs)", self.phase, epoch + 1, self.epochs, shown, time.monotonic() - self.started
@@ -236,17 +238,24 @@ def _fit(
     weights=None,
     checkpoint=None,
     batch_size=None,
+    cosine_steps: int | None = None,
 ) -> dict[str, list[float]]:
+    """Fits with early stopping on the validation loss; or, given ``cosine_steps``, with a
+    learning rate decaying to zero over that many steps, keeping the last weights."""
+    if cosine_steps:
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, cosine_steps)
     _compile(model, spec, learning_rate)
     monitor = "val_loss" if validation is not None else "loss"
-    callbacks = [
-        _EpochLog(phase, epochs),
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True),
-    ]
-    if checkpoint:  # the best weights so far survive a crash of a long fine-tuning run
+    epoch_log = _EpochLog(phase, epochs)
+    callbacks = [epoch_log]
+    if not cosine_steps:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True))
+    if checkpoint:  # the weights survive a crash of a long fine-tuning run
         Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
         callbacks.append(
-            keras.callbacks.ModelCheckpoint(checkpoint, monitor=monitor, save_best_only=True, save_weights_only=True)
+            keras.callbacks.ModelCheckpoint(
+                checkpoint, monitor=monitor, save_best_only=not cosine_steps, save_weights_only=True
+            )
         )
     shuffle = not isinstance(train[0], tf.data.Dataset)  # a dataset shuffles itself
     history = model.fit(
@@ -259,7 +268,7 @@ def _fit(
         class_weight=weights,
         batch_size=None if isinstance(train[0], tf.data.Dataset) else batch_size,
     )
-    return {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    return {**{k: [float(v) for v in vs] for k, vs in history.history.items()}, "learning_rate": epoch_log.rates}
 
 
 def augmenter(config: AugmentationConfig, seed: int) -> keras.Sequential:
@@ -322,8 +331,15 @@ def _fine_tune(
         "fine-tune",
         class_weights(spec, [e for e in examples if e.split == "train"], config.class_weights),
         str(Path(out_dir, "checkpoints", "fine_tune.weights.h5")),
+        cosine_steps=_cosine_steps(config, sum(e.split == "train" for e in examples)),
     )
     return classifier, history
+
+
+def _cosine_steps(config: TrainConfig, train_count: int) -> int | None:
+    if config.fine_tune_schedule != "cosine":
+        return None
+    return config.fine_tune_epochs * -(-train_count // config.batch_size)
 
 
 class RandomTranspose(keras.layers.Layer):
@@ -415,6 +431,7 @@ def _fine_tune_cached(
         "fine-tune",
         class_weights(spec, [examples[i] for i in train_idx], config.class_weights),
         str(Path(out_dir, "checkpoints", "fine_tune.weights.h5")),
+        cosine_steps=_cosine_steps(config, len(train_idx)),
     )
     return keras.Sequential([bottom, top, head], name="classifier"), history
 
@@ -499,6 +516,7 @@ def fit(
     )
 
     tuned_parameters = 0
+    fine_history: dict[str, list[float]] = {}
     if config.fine_tune_epochs:
         if config.backbone == "efficientnet_lite0" and config.fine_tune_views:
             classifier, fine_history = _fine_tune_cached(head, spec, config, image_size, examples, data, out_dir)
@@ -547,6 +565,7 @@ def fit(
             "counts": {s: len(i) for s, i in by_split.items()},
             "skipped_rows": len(skipped),
             "epochs_run": len(history.get("loss", [])),
+            "fine_tune_epochs_run": len(fine_history.get("loss", [])) if config.fine_tune_epochs else 0,
             "fine_tuned_backbone_parameters": tuned_parameters,
             "history": history,
             "seconds": round(time.monotonic() - started, 1),

@@ -13,7 +13,7 @@ import uuid
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.job_runner import LocalJobRunner
+from api.job_runner import JobRunner
 from api.jobs import JobStore
 from api.metrics import ServiceMetrics
 from api.schemas import BatchJobRequest, JobState
@@ -123,7 +123,7 @@ def test_a_running_job_outlives_an_api_restart(api_settings, tmp_path):
 def test_a_job_whose_process_vanished_is_queued_again(api_settings, tmp_path):
     settings = api_settings()
     store = JobStore(settings.jobs_db)
-    runner = LocalJobRunner(store, settings, ServiceMetrics())
+    runner = JobRunner(store, settings, ServiceMetrics())
     row = store.create(BatchJobRequest(input_csv="x.csv", output_uri="y.csv", model="colours"), "local", None)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -125,6 +125,21 @@ def test_fine_tuning_trains_the_backbone_after_the_head(colour_data, tmp_path):
     assert result.card.metrics["test"]["accuracy"] >= 0.9
 
 
+def test_cosine_fine_tuning_runs_every_epoch_and_decays_the_rate_to_zero(colour_data, tmp_path):
+    config = tiny_train_config(
+        model_name="cos",
+        manifest=str(colour_data / "manifest.csv"),
+        epochs=15,
+        patience=1,
+        fine_tune_epochs=4,
+        fine_tune_schedule="cosine",
+    )
+    training = train(config, ModelRegistry(str(tmp_path))).card.training
+    assert training["fine_tune_epochs_run"] == 4  # the head may stop early; cosine fine-tuning may not
+    rates = training["history"]["learning_rate"][-4:]
+    assert rates == sorted(rates, reverse=True) and rates[-1] < 0.2 * config.fine_tune_learning_rate
+
+
 def test_balanced_class_weights_make_each_class_count_equally():
     from models.label_spec import LabelSpec
     from models.manifest import Example
