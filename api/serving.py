@@ -173,16 +173,19 @@ class ModelServer:
         self._loaded[(name, version)] = model
         self.metrics.loaded_versions.set(len(self._loaded))
         log.info("loaded and warmed %s in %.1fs", label, time.monotonic() - started)
-        await self._evict()
+        await self._evict(keep=(name, version))
         return model
 
     def _point(self, name: str, alias: str, version: int) -> None:
         self._aliases[(name, alias)] = version
         self.metrics.model_version.labels(name, alias).set(version)
 
-    async def _evict(self) -> None:
-        """Unloads least recently used versions no alias points at, beyond the configured number."""
-        pointed = {(n, v) for (n, _), v in self._aliases.items()}
+    async def _evict(self, keep: tuple[str, int]) -> None:
+        """Unloads least recently used versions no alias points at, beyond the configured number.
+
+        ``keep`` is the version just loaded: an alias may be about to point at it.
+        """
+        pointed = {(n, v) for (n, _), v in self._aliases.items()} | {keep}
         spare = [key for key in self._loaded if key not in pointed]
         while len(self._loaded) > self.settings.max_loaded_versions and spare:
             await self._retire(spare.pop(0))
