@@ -164,3 +164,21 @@ def test_concurrent_requests_share_model_calls(make_client):
     calls = float(next(line.split()[-1] for line in metrics.splitlines() if line.startswith("imgclf_batch_size_count")))
     summed = float(next(line.split()[-1] for line in metrics.splitlines() if line.startswith("imgclf_batch_size_sum")))
     assert summed == 16 and calls < 16, metrics
+
+
+def test_several_models_are_served_side_by_side(make_client, registry_root):
+    from models.registry import ModelRegistry
+
+    registry = ModelRegistry(str(registry_root))
+    card = registry.card("colours", 1).model_copy(update={"name": "shades"})
+    registry.set_alias(
+        "shades", "production", registry.register(card, str(registry_root / "colours/versions/1/saved_model"))
+    )
+    client = make_client()
+    assert client.get("/readyz").json()["models"] == {
+        "colours@production": "version 1",
+        "shades@production": "version 1",
+    }
+    for name in ("colours", "shades"):
+        r = client.post(f"/v1/models/{name}:classify", files={"image": ("g.png", colour_image("green", 4))})
+        assert (r.status_code, r.json()["model_name"], r.json()["labels"]) == (200, name, ["green"])
