@@ -20,8 +20,11 @@ def choose_thresholds(
 ) -> dict[str, float]:
     """Per-label thresholds on validation data.
 
-    Binary maximises accuracy; multilabel maximises each label's F1. Labels with no
-    positive or no negative example keep 0.5, since nothing can be learned about them.
+    Binary: of the thresholds whose validation accuracy is within one standard error of
+    the best, the one closest to 0.5 (the one-standard-error rule): a calibrated model's
+    best threshold for accuracy is 0.5, and a small validation split would otherwise move
+    it on noise. Multilabel maximises each label's F1. Labels with no positive or no
+    negative example keep 0.5, since nothing can be learned about them.
     """
     if spec.task is Task.MULTICLASS or len(label_sets) == 0:
         return {}
@@ -35,7 +38,11 @@ def choose_thresholds(
             thresholds[spec.labels[j]] = 0.5
             continue
         if spec.task is Task.BINARY:
-            scores = [np.mean((p >= t) == truth) for t in candidates]
+            scores = np.array([np.mean((p >= t) == truth) for t in candidates])
+            best = scores.max()
+            near = np.flatnonzero(scores >= best - np.sqrt(best * (1 - best) / len(truth)) - 1e-12)
+            thresholds[spec.labels[j]] = round(float(candidates[near[np.argmin(abs(candidates[near] - 0.5))]]), 3)
+            continue
         else:
             scores = [skm.f1_score(truth, p >= t, zero_division=0) for t in candidates]
         # The middle of the best plateau, so the threshold is not perched on an edge.

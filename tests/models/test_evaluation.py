@@ -13,6 +13,17 @@ def test_binary_threshold_maximises_validation_accuracy():
     assert 0.2 < threshold <= 0.3
 
 
+def test_binary_threshold_stays_at_one_half_when_another_wins_only_by_noise():
+    spec = LabelSpec(task="binary", labels=["ok", "bad"])
+    rng = np.random.default_rng(0)
+    truth_bad = rng.random(200) < 0.5  # balanced and symmetric: the best threshold is 0.5, plus noise
+    p_bad = np.clip(np.where(truth_bad, 0.75, 0.25) + rng.normal(0, 0.2, 200), 0, 1)
+    truth = [("bad",) if b else ("ok",) for b in truth_bad]
+    assert choose_thresholds(spec, np.stack([1 - p_bad, p_bad], 1), truth)["bad"] == 0.5
+    shifted = np.clip(p_bad + 0.3, 0, 1)  # a model whose scores sit 0.3 too high: the threshold follows
+    assert choose_thresholds(spec, np.stack([1 - shifted, shifted], 1), truth)["bad"] > 0.65
+
+
 def test_multilabel_thresholds_are_chosen_per_label_and_default_without_both_classes():
     spec = LabelSpec(task="multilabel", labels=["a", "b"])
     probs = np.array([[0.9, 0.2], [0.8, 0.4], [0.1, 0.3], [0.2, 0.1]])
