@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         if single:
             checks["p99@32 / p50@1 < 4"] = at32["p99_ms"] / single["p50_ms"]
     print(
-        f"\nceiling {ceiling_ips:.1f} img/s; worker RSS: batched {rss['batched']:.0f} MB, naive {rss['naive']:.0f} MB"
+        f"\nceiling {ceiling_ips:.1f} img/s; RSS per worker: "
+        + ", ".join(f"{kind} {mb:.0f} MB" for kind, mb in rss.items())
     )
     for name, value in checks.items():
         print(f"{name:<30} {value:6.2f}")
