@@ -35,6 +35,7 @@ RECIPE = {
     "fine_tune_views": 8,
     "fine_tune_learning_rate": 3e-4,
     "fine_tune_schedule": "cosine",
+    "ensemble": 2,
     "image_size": 300,
     "patience": 8,
     "tta": "flips",

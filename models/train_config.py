@@ -46,6 +46,13 @@ class TrainConfig(BaseModel):
         description="'cosine' decays the fine-tuning learning rate to zero over fine_tune_epochs and keeps the "
         "last weights (no early stopping): steadier than picking an epoch on a small validation split.",
     )
+    ensemble: int = Field(
+        1,
+        ge=1,
+        le=8,
+        description="Cached EfficientNet fine-tuning: train this many top+head copies on the same cached "
+        "activations (each with its own shuffles and views) and average them; each costs one more fine-tuning run.",
+    )
     fine_tune_views: int = Field(
         8,
         ge=0,

@@ -403,37 +403,56 @@ def _fine_tune_cached(
     val_idx = [i for i, e in enumerate(examples) if e.split == "validation"]
     train_acts = tf.constant(activations(train_idx, views))
     y_train = _targets(spec, [examples[i] for i in train_idx])
-    train = (
-        tf.data.Dataset.range(len(train_idx))
-        .shuffle(len(train_idx), seed=config.seed, reshuffle_each_iteration=True)
-        .map(
-            lambda i: (
-                tf.cast(train_acts[i, tf.random.uniform([], 0, views, tf.int64, seed=config.seed)], tf.float32),
-                tf.gather(y_train, i),
+
+    def train_data(seed: int) -> tf.data.Dataset:
+        return (
+            tf.data.Dataset.range(len(train_idx))
+            .shuffle(len(train_idx), seed=seed, reshuffle_each_iteration=True)
+            .map(
+                lambda i: (
+                    tf.cast(train_acts[i, tf.random.uniform([], 0, views, tf.int64, seed=seed)], tf.float32),
+                    tf.gather(y_train, i),
+                )
             )
+            .batch(config.batch_size)
+            .prefetch(tf.data.AUTOTUNE)
         )
-        .batch(config.batch_size)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+
     validation = None
     if val_idx:
         val_acts = activations(val_idx, 1)[:, 0].astype(np.float32)
         validation = (val_acts, _targets(spec, [examples[i] for i in val_idx]))
-    trainable = keras.Sequential([top, head], name="top_and_head")
-    history = _fit(
-        trainable,
-        spec,
-        (train,),
-        validation,
-        config.fine_tune_epochs,
-        config.fine_tune_learning_rate,
-        config.patience,
-        "fine-tune",
-        class_weights(spec, [examples[i] for i in train_idx], config.class_weights),
-        str(Path(out_dir, "checkpoints", "fine_tune.weights.h5")),
-        cosine_steps=_cosine_steps(config, len(train_idx)),
-    )
-    return keras.Sequential([bottom, top, head], name="classifier"), history
+    members, history, head_weights = [], {}, head.get_weights()
+    for m in range(config.ensemble):
+        if m:  # a fresh top from the ImageNet weights and a copy of the trained head; its own shuffles and views
+            keras.utils.set_random_seed(config.seed + m)
+            top = efficientnet_lite0.build_split(image_size, config.fine_tune_from_block)[1]
+            for layer in top.layers:
+                layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
+            member_head = keras.models.clone_model(head)
+            member_head.set_weights(head_weights)
+        member = keras.Sequential([top, head if m == 0 else member_head], name=f"top_and_head_{m}")
+        member_history = _fit(
+            member,
+            spec,
+            (train_data(config.seed + m),),
+            validation,
+            config.fine_tune_epochs,
+            config.fine_tune_learning_rate,
+            config.patience,
+            "fine-tune" if config.ensemble == 1 else f"fine-tune {m + 1}/{config.ensemble}",
+            class_weights(spec, [examples[i] for i in train_idx], config.class_weights),
+            str(Path(out_dir, "checkpoints", f"fine_tune_{m}.weights.h5")),
+            cosine_steps=_cosine_steps(config, len(train_idx)),
+        )
+        members.append(member)
+        for key, values in member_history.items():
+            history.setdefault(key, []).extend(values)
+    inputs = keras.Input(bottom.input_shape[1:], name="image")
+    features = bottom(inputs)
+    outputs = [member(features) for member in members]
+    output = keras.layers.Average(name="ensemble_mean")(outputs) if len(outputs) > 1 else outputs[0]
+    return keras.Model(inputs, output, name="classifier"), history
 
 
 # ---------------------------------------------------------------- the whole run
@@ -520,7 +539,7 @@ def fit(
     if config.fine_tune_epochs:
         if config.backbone == "efficientnet_lite0" and config.fine_tune_views:
             classifier, fine_history = _fine_tune_cached(head, spec, config, image_size, examples, data, out_dir)
-            tuned_parameters = sum(int(np.prod(w.shape)) for w in classifier.layers[1].trainable_weights)
+            tuned_parameters = sum(int(np.prod(w.shape)) for w in classifier.trainable_weights)
         else:
             classifier, fine_history = _fine_tune(backbone, head, spec, config, image_size, examples, data, out_dir)
             tuned_parameters = sum(int(np.prod(w.shape)) for w in backbone.trainable_weights)

@@ -162,8 +162,9 @@ def test_every_augmentation_layer_keeps_the_image_shape():
     assert out.shape == (2, 32, 32, 3) and len(augmenter(config, 1).layers) == 6
 
 
-def test_cached_fine_tuning_with_flip_tta_exports_a_consistent_model(tmp_path):
-    """EfficientNet's top trained on cached bottom activations; the export averages the 8 symmetries."""
+def test_cached_fine_tuning_ensemble_with_tta_exports_a_consistent_model(tmp_path):
+    """Two EfficientNet tops trained on the same cached bottom activations; the export averages the
+    members and the 8 symmetries."""
     rows = write_colour_dataset(tmp_path, ["red", "blue"], 12)
     splits = ["train"] * 8 + ["validation"] * 2 + ["test"] * 2
     write_csv(
@@ -180,10 +181,12 @@ def test_cached_fine_tuning_with_flip_tta_exports_a_consistent_model(tmp_path):
         fine_tune_from_block=12,
         tta="dihedral",
         learning_rate=0.01,
+        ensemble=2,
     )
     registry = ModelRegistry(str(tmp_path / "reg"))
     result = train(config, registry)
-    assert result.card.training["epochs_run"] == 7 and result.card.training["fine_tuned_backbone_parameters"] > 1e6
+    assert (result.card.training["epochs_run"], result.card.training["fine_tune_epochs_run"]) == (9, 4)
+    assert result.card.training["fine_tuned_backbone_parameters"] > 2e6  # two tops
     assert result.card.metrics["test"]["accuracy"] == 1.0
     images = [colour_image("red", 900), colour_image("blue", 901)]
     probs = _signature_probabilities(registry, "ct", images)
