@@ -51,7 +51,8 @@ class TrainConfig(BaseModel):
         ge=1,
         le=8,
         description="Cached EfficientNet fine-tuning: train this many top+head copies on the same cached "
-        "activations (each with its own shuffles and views) and average them; each costs one more fine-tuning run.",
+        "activations (each with its own shuffles and views) and average them; each costs one more fine-tuning run "
+        "and adds the top blocks' cost again at inference.",
     )
     fine_tune_views: int = Field(
         8,
