@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import models  # noqa: F401  (quiet TensorFlow start-up)
+from bench.results import save
 from models.datasets import ELPV_TASKS, elpv_label_order, write_elpv
 from models.label_spec import LabelSpec
 from models.logging_setup import configure_logging
@@ -101,21 +99,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['task']:<11} {r['seed']:>4}  {r['accuracy']:.4f}    {r['macro_f1']:.4f}    {r['train_seconds'] / 60:6.1f}"
         )
     print("targets: binary accuracy >= 0.90 in under 30 min (paper: CNN 0.8842, SVM 0.8244)")
-    out = HERE / "results" / f"accuracy-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "when": datetime.now(UTC).isoformat(timespec="seconds"),
-                "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-                "recipe": recipe,
-                "results": results,
-            },
-            indent=2,
-        )
-        + "\n"
+    save(
+        "accuracy",
+        {
+            "recipe": recipe,
+            "results": results,
+        },
     )
-    print(f"figures saved to {out.relative_to(HERE.parent)}")
     return 0
 
 

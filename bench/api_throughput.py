@@ -17,12 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -30,6 +28,7 @@ import psutil
 
 import models  # noqa: F401  (quiet TensorFlow start-up)
 from bench.batch_throughput import ceiling, make_jpegs, make_model
+from bench.results import save
 from tests.helpers import free_port
 
 HERE = Path(__file__).resolve().parent
@@ -170,24 +169,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     for name, value in checks.items():
         print(f"{name:<30} {value:6.2f}")
-    out = HERE / "results" / f"api_throughput-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "when": datetime.now(UTC).isoformat(timespec="seconds"),
-                "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-                "settings": {"max_batch_size": args.max_batch_size, "max_delay_ms": args.max_delay_ms},
-                "ceiling_img_per_s": ceiling_ips,
-                "results": results,
-                "rss_mb": rss,
-                "checks": checks,
-            },
-            indent=2,
-        )
-        + "\n"
+    save(
+        "api_throughput",
+        {
+            "settings": {"max_batch_size": args.max_batch_size, "max_delay_ms": args.max_delay_ms},
+            "ceiling_img_per_s": ceiling_ips,
+            "results": results,
+            "rss_mb": rss,
+            "checks": checks,
+        },
     )
-    print(f"figures saved to {out.relative_to(HERE.parent)}")
     return 0
 
 
