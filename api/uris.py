@@ -11,9 +11,11 @@ import os
 import posixpath
 from collections.abc import Sequence
 
+from models.errors import NotAllowed
 
-class UriNotAllowed(PermissionError):
-    pass
+
+class UriNotAllowed(NotAllowed):
+    """A URI outside the allowed locations."""
 
 
 def _normalise(uri: str) -> str:

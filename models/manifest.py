@@ -13,13 +13,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from models import storage
+from models.errors import InvalidInput
 
 SPLITS = ("train", "validation", "test")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 LABEL_SEPARATOR = ";"
 
 
-class ManifestError(ValueError):
+class ManifestError(InvalidInput):
     """A manifest that cannot be used; the message says which rows and what to do."""
 
 

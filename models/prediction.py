@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from models.errors import ImgclfError
+
 RECORD_FIELDS = ("image_uri", "labels", "scores", "model_name", "model_version", "predicted_at", "error")
 
 
@@ -23,7 +25,7 @@ class ErrorCode(StrEnum):
     INFERENCE_ERROR = "inference_error"
 
 
-class ImageError(Exception):
+class ImageError(ImgclfError):
     """An input that cannot be classified; becomes a record's ``error`` field."""
 
     def __init__(self, code: ErrorCode, message: str):

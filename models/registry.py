@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from models import storage
+from models.errors import NotFound
 from models.label_spec import LabelSpec
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -30,8 +31,8 @@ CARD_FILE = "model.json"
 SAVED_MODEL_DIR = "saved_model"
 
 
-class RegistryError(LookupError):
-    pass
+class RegistryError(NotFound):
+    """No such model, alias or version."""
 
 
 class ModelCard(BaseModel):
