@@ -24,6 +24,7 @@ from api.routers import batch_jobs, classify, health, models
 from api.serving import ModelServer
 from api.settings import ApiSettings, get_api_settings
 from api.uris import UriNotAllowed
+from models.errors import BrokenModel
 from models.prediction import ErrorCode, ImageError
 from models.registry import ModelRegistry, RegistryError
 from models.storage import use_emulator_if_configured
@@ -94,6 +95,11 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UriNotAllowed)
     async def uri_not_allowed(request: Request, e: UriNotAllowed) -> JSONResponse:
         return _error(403, str(e))
+
+    @app.exception_handler(BrokenModel)
+    async def broken_model(request: Request, e: BrokenModel) -> JSONResponse:
+        # The request was fine; this version cannot be used (corrupt card, missing or unloadable SavedModel).
+        return _error(503, str(e), "broken_model")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, e: Exception) -> JSONResponse:
