@@ -6,29 +6,37 @@ Layout (see docs/contracts.md)::
     <root>/<name>/versions/<n>/model.json     the model card, written last
     <root>/<name>/aliases/<alias>             a version number, replaced atomically
 
-``model.json`` is written after everything else, so a version without it is an
-unfinished write and is ignored by readers.
+``model.json`` is written after everything else (locally through a temporary file and a
+rename), so a version without it is an unfinished write and is ignored by readers. A
+version whose card or SavedModel is unusable is *broken*: reading it raises
+``BrokenModel``, and ``inspect`` lists it with the reason without failing the others.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
 import shutil
 import tempfile
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from apache_beam.io.filesystems import FileSystems
+from pydantic import BaseModel, Field, ValidationError
 
 from models import storage
-from models.errors import NotFound
+from models.errors import BrokenModel, NotFound, Unavailable, describe
 from models.label_spec import LabelSpec
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # model names and aliases
+_NAME = re.compile(NAME_PATTERN)
 CARD_FILE = "model.json"
 SAVED_MODEL_DIR = "saved_model"
+SAVED_MODEL_FILE = "saved_model.pb"
 
 
 class RegistryError(NotFound):
@@ -59,6 +67,69 @@ class ResolvedModel(BaseModel):
     card: ModelCard
 
 
+class VersionStatus(BaseModel):
+    """One version's health, so a listing can show every version even when some are broken."""
+
+    version: int
+    ok: bool
+    reason: str = Field("", description="Why the version cannot be used; empty when ok.")
+    card: ModelCard | None = None
+
+
+def _card_problem(e: ValidationError) -> str:
+    """What is wrong with a card, in a line: no pydantic dump, no input values."""
+    errors = e.errors(include_url=False, include_input=False)
+    if errors and errors[0]["type"] == "json_invalid":
+        return f"{CARD_FILE} is not valid JSON ({errors[0].get('ctx', {}).get('error', 'unparsable')})"
+    parts = [f"{'.'.join(str(p) for p in err['loc']) or 'the card'}: {err['msg']}" for err in errors[:3]]
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    return describe(ValueError(f"{CARD_FILE} is not a valid model card: {'; '.join(parts)}{more}"))
+
+
+def _local(uri: str) -> str:
+    return uri.removeprefix("file://")
+
+
+def _remove_quietly(uris: list[str]) -> None:
+    """Best effort: a cleanup that fails leaves files a reader ignores (no model.json), nothing worse."""
+    for uri in uris:
+        with contextlib.suppress(Exception):
+            if storage.exists(uri):
+                FileSystems.delete([uri])
+
+
+def _prune_empty_dirs(top: str) -> None:
+    """Removes empty folders under a local ``top`` (and ``top``), deepest first."""
+    if not storage.is_local(top) or not os.path.isdir(_local(top)):
+        return
+    for folder, _, _ in sorted(os.walk(_local(top)), key=lambda w: -len(w[0])):
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
+
+
+def _replace_atomically(uri: str, data: bytes) -> None:
+    """Readers see the old content or the new, never a partial file, and no temporary file stays behind.
+
+    Locally a temporary file is renamed over the target (removed again if anything fails);
+    a GCS object is replaced whole by a single upload, which is already atomic.
+    """
+    if not storage.is_local(uri):
+        storage.write_bytes(uri, data)
+        return
+    tmp = f"{uri}.tmp-{uuid.uuid4().hex}"
+    try:
+        storage.write_bytes(tmp, data)
+        os.replace(_local(tmp), _local(uri))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(_local(tmp))
+        raise
+
+
+def _reason(e: BaseException) -> str:
+    return e.strerror if isinstance(e, OSError) and e.strerror else describe(e)
+
+
 def check_name(name: str, what: str = "model name") -> str:
     if not _NAME.match(name):
         raise ValueError(f"invalid {what} {name!r}: use letters, digits, '_', '-', '.' (max 64)")
@@ -86,28 +157,73 @@ class ModelRegistry:
         return sorted(int(v) for v in found if v.isdigit())
 
     def card(self, name: str, version: int) -> ModelCard:
+        """The version's card; RegistryError if there is no such version, BrokenModel if it is unreadable."""
         uri = storage.join(self.version_uri(name, version), CARD_FILE)
         if not storage.exists(uri):
             raise RegistryError(f"model {name!r} has no version {version} under {self.root}")
-        return ModelCard.model_validate_json(storage.read_text(uri))
+        try:
+            return ModelCard.model_validate_json(storage.read_text(uri))
+        except UnicodeDecodeError:
+            problem = f"{CARD_FILE} is not UTF-8 text"
+        except ValidationError as e:
+            problem = _card_problem(e)
+        raise BrokenModel(f"model {name!r} version {version} is broken: {problem}")
+
+    def inspect(self, name: str) -> list[VersionStatus]:
+        """Every complete version with its health, oldest first; one broken version never fails the listing."""
+        out = []
+        for version in self.versions(name):
+            try:
+                resolved = self.resolve(name, version=version)
+            except BrokenModel as e:
+                out.append(VersionStatus(version=version, ok=False, reason=str(e)))
+            else:
+                out.append(VersionStatus(version=version, ok=True, card=resolved.card))
+        return out
+
+    def _alias_files(self, name: str) -> dict[str, str]:
+        prefix = self._path(name, "aliases") + "/"
+        return {uri[len(prefix) :]: uri for uri in storage.list_files(prefix + "*") if ".tmp-" not in uri}
+
+    def _read_alias(self, name: str, alias: str, uri: str) -> int:
+        text = storage.read_bytes(uri, limit=64).decode("utf-8", errors="replace").strip()
+        if not text.isdigit():
+            raise BrokenModel(
+                f"alias {alias!r} of model {name!r} is broken: {uri} holds {text[:20]!r}, not a version number"
+            )
+        return int(text)
+
+    def alias_table(self, name: str) -> tuple[dict[str, int], dict[str, str]]:
+        """(alias -> version, broken alias -> reason): a corrupt alias file is reported, not raised."""
+        good: dict[str, int] = {}
+        broken: dict[str, str] = {}
+        for alias, uri in self._alias_files(name).items():
+            try:
+                good[alias] = self._read_alias(name, alias, uri)
+            except BrokenModel as e:
+                broken[alias] = str(e)
+        return good, broken
 
     def aliases(self, name: str) -> dict[str, int]:
-        prefix = self._path(name, "aliases") + "/"
-        return {
-            uri[len(prefix) :]: int(storage.read_text(uri).strip())
-            for uri in storage.list_files(prefix + "*")
-            if ".tmp-" not in uri
-        }
+        """Readable aliases only; ``alias_table`` also says which are broken and why."""
+        return self.alias_table(name)[0]
 
     def alias(self, name: str, alias: str) -> int | None:
+        """The version an alias names, None if it has none; BrokenModel if its file is corrupt."""
         uri = self._path(name, "aliases", alias)
-        return int(storage.read_text(uri).strip()) if storage.exists(uri) else None
+        return self._read_alias(name, alias, uri) if storage.exists(uri) else None
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
+        """Points ``alias`` at ``version``; if the write fails the old alias stays as it was."""
         check_name(alias, "alias")
         if version not in self.versions(name):
             raise RegistryError(f"model {name!r} has no version {version}")
-        storage.replace_atomically(self._path(name, "aliases", alias), f"{version}\n".encode())
+        try:
+            _replace_atomically(self._path(name, "aliases", alias), f"{version}\n".encode())
+        except OSError as e:
+            raise Unavailable(
+                f"could not point alias {alias!r} of {name} at version {version} under {self.root}: {_reason(e)}"
+            ) from e
 
     def rollback(self, name: str, alias: str = "production") -> int:
         """Points ``alias`` back at the version it named before the current one (its parent)."""
@@ -121,18 +237,37 @@ class ModelRegistry:
         return previous
 
     def register(self, card: ModelCard, saved_model_dir: str, files: dict[str, str] | None = None) -> int:
-        """Copy a local SavedModel (and report files) in as the next version; returns its number."""
+        """Copy a local SavedModel (and report files) in as the next version; returns its number.
+
+        If a write fails (read-only root, disk full) this raises Unavailable after removing
+        what it wrote for that version; ``model.json`` only ever appears whole, last.
+        """
         check_name(card.name)
         existing = self.versions(card.name)
         unfinished = storage.list_files(self._path(card.name, "versions", "*", SAVED_MODEL_DIR, "*.pb"))
         taken = existing + [int(Path(u).parts[-3]) for u in unfinished if Path(u).parts[-3].isdigit()]
         version = max(taken, default=0) + 1
         dest = self.version_uri(card.name, version)
-        storage.upload_dir(saved_model_dir, storage.join(dest, SAVED_MODEL_DIR))
-        for name, local_path in (files or {}).items():
-            storage.write_bytes(storage.join(dest, name), Path(local_path).read_bytes())
-        card = card.model_copy(update={"version": version})
-        storage.write_text(storage.join(dest, CARD_FILE), card.model_dump_json(indent=2))
+        sources = [
+            (storage.join(dest, SAVED_MODEL_DIR, *path.relative_to(saved_model_dir).parts), path)
+            for path in sorted(Path(saved_model_dir).rglob("*"))
+            if path.is_file()
+        ] + [(storage.join(dest, name), Path(local_path)) for name, local_path in (files or {}).items()]
+        written: list[str] = []
+        try:
+            for uri, path in sources:
+                written.append(uri)
+                storage.write_bytes(uri, path.read_bytes())
+            card = card.model_copy(update={"version": version})
+            _replace_atomically(storage.join(dest, CARD_FILE), card.model_dump_json(indent=2).encode())
+        except Exception as e:  # GCS client errors are not all OSErrors: clean up after any of them
+            _remove_quietly([storage.join(dest, CARD_FILE), *reversed(written)])
+            _prune_empty_dirs(dest)
+            if isinstance(e, OSError):
+                raise Unavailable(
+                    f"could not write version {version} of {card.name} under {self.root}: {_reason(e)}"
+                ) from e
+            raise
         return version
 
     def resolve(self, name: str | None = None, alias: str | None = None, version: int | None = None) -> ResolvedModel:
@@ -149,6 +284,10 @@ class ModelRegistry:
                 )
         card = self.card(name, version)
         uri = storage.join(self.version_uri(name, version), SAVED_MODEL_DIR)
+        if not storage.exists(storage.join(uri, SAVED_MODEL_FILE)):  # one cheap call; loading finds the rest
+            raise BrokenModel(
+                f"model {name!r} version {version} is broken: it has no {SAVED_MODEL_DIR}/{SAVED_MODEL_FILE}"
+            )
         return ResolvedModel(name=name, version=version, saved_model_uri=uri, card=card)
 
     def default_model(self, configured: str | None = None) -> str:
