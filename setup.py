@@ -53,6 +53,7 @@ setup(
             "elpv-dataset==1.0.0.post1",
             "psutil>=7.2,<8",
             "schemathesis>=4.32,<4.33",
+            "hypothesis>=6.170,<7",  # property tests of the CSV reader
         ],
     },
     entry_points={"console_scripts": ["imgclf=imgclf.cli:main"]},

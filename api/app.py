@@ -10,23 +10,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
 from api.auth import parse_keys
 from api.job_runner import JobRunner
 from api.jobs import JobStore
 from api.limits import BodySizeLimit
 from api.metrics import ServiceMetrics
-from api.routers import batch_jobs, classify, health, models
+from api.routers import batch_jobs, classify, docs, health, models
 from api.serving import ModelServer
 from api.settings import ApiSettings, get_api_settings
-from api.uris import UriNotAllowed
-from models.errors import BrokenModel
+from models.errors import BrokenModel, ImgclfError, describe, http_status
 from models.prediction import ErrorCode, ImageError
-from models.registry import ModelRegistry, RegistryError
+from models.registry import ModelRegistry
 from models.storage import use_emulator_if_configured
 
 log = logging.getLogger("imgclf.api")
@@ -37,7 +38,10 @@ IMAGE_ERROR_STATUS = {
     ErrorCode.TOO_LARGE: 413,
     ErrorCode.DECODE_ERROR: 422,
     ErrorCode.INFERENCE_ERROR: 500,
+    ErrorCode.NOT_ALLOWED: 403,
+    ErrorCode.INVALID_ROW: 422,
 }
+CLIENT_CLOSED = 499  # nginx's code for a client that went away before the answer: not a server fault
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
@@ -47,6 +51,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     server = ModelServer(ModelRegistry(settings.model_root), settings, metrics)
     store = JobStore(settings.jobs_db)
     runner = JobRunner(store, settings, metrics)
+    reader_pool = ThreadPoolExecutor(settings.max_concurrent_reads, thread_name_prefix="caller-reads")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -58,12 +63,16 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         await asyncio.gather(jobs, loading, return_exceptions=True)
         await server.stop()
         runner.close()
+        reader_pool.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="imgclf",
         version="1",
         summary="Image classification: single images with dynamic batching, and batch jobs.",
         lifespan=lifespan,
+        openapi_url=None,  # served by api/routers/docs.py, under the key rule
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.api_keys = parse_keys(settings.api_keys)
@@ -71,7 +80,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.model_server = server
     app.state.job_store = store
     app.state.job_runner = runner
-    for router in (health.router, models.router, classify.router, batch_jobs.router):
+    app.state.reader_pool = reader_pool
+    for router in (health.router, docs.router, models.router, classify.router, batch_jobs.router):
         app.include_router(router)
     _add_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + 64 * 1024)  # room for multipart framing
@@ -88,13 +98,17 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def image_error(request: Request, e: ImageError) -> JSONResponse:
         return _error(IMAGE_ERROR_STATUS[e.code], e.message, e.code.value)
 
-    @app.exception_handler(RegistryError)
-    async def unknown_model(request: Request, e: RegistryError) -> JSONResponse:
-        return _error(404, str(e))
+    @app.exception_handler(ImgclfError)
+    async def family(request: Request, e: ImgclfError) -> JSONResponse:
+        status = http_status(e)
+        if status >= 500:
+            log.warning("%s %s: %s", request.method, request.url.path, describe(e))
+        return _error(status, describe(e, 1000))
 
-    @app.exception_handler(UriNotAllowed)
-    async def uri_not_allowed(request: Request, e: UriNotAllowed) -> JSONResponse:
-        return _error(403, str(e))
+    @app.exception_handler(ClientDisconnect)
+    async def client_left(request: Request, e: ClientDisconnect) -> Response:
+        log.info("client left during %s %s", request.method, request.url.path)
+        return Response(status_code=CLIENT_CLOSED)
 
     @app.exception_handler(BrokenModel)
     async def broken_model(request: Request, e: BrokenModel) -> JSONResponse:

@@ -90,6 +90,11 @@ class JobRunner:
             str(self.job_dir(job_id) / "summary.json"),
             "--progress_every",
             "100",
+            # Every row is read on the caller's behalf: the same allow-list as single requests.
+            "--allowed_read_prefixes",
+            ",".join(self.settings.allowed_read_prefixes),
+            "--protected_locations",
+            ",".join(self.settings.internal_stores().values()),
         ]
         for flag, value in (
             ("--model", request.model),

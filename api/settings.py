@@ -11,6 +11,7 @@ from typing import Annotated
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
+from sqlalchemy.engine import make_url
 
 from models.settings import Settings
 
@@ -34,9 +35,21 @@ class ApiSettings(Settings):
     )
     max_loaded_versions: int = Field(4, gt=0, description="Model versions kept in memory at once.")
     reload_interval_s: float = Field(5.0, gt=0, description="How often served aliases are re-read.")
-    allowed_prefixes: Annotated[list[str], NoDecode] = Field(
+    allowed_read_prefixes: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["./var/"],
-        description="URIs that requests and batch jobs may read or write (local folders or gs:// prefixes).",
+        description="Where requests and batch jobs may read images and CSVs (local folders or gs:// prefixes); "
+        "imgclf's own stores inside them stay out of reach.",
+    )
+    allowed_write_prefixes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["./var/outputs/"],
+        description="Where batch jobs may write predictions; never the registry or another internal store.",
+    )
+    read_timeout_s: float = Field(30.0, gt=0, description="Longest a read of a caller's URI may take (504 after).")
+    max_concurrent_reads: int = Field(
+        8, gt=0, description="Threads reading callers' URIs; slow reads queue here, never in other routes' way."
+    )
+    public_docs: bool = Field(
+        False, description="Serve /docs, /redoc and /openapi.json without a key even when API keys are set."
     )
     jobs_db: str = Field("sqlite:///./var/api/jobs.db", description="SQLAlchemy URL of the batch-job store.")
     jobs_dir: str = Field("./var/api/jobs", description="Logs and summaries of batch jobs.")
@@ -47,12 +60,21 @@ class ApiSettings(Settings):
     dataflow_template: str | None = Field(None, description="gs:// path of the batch Flex Template spec.")
     dataflow_endpoint: str = "https://dataflow.googleapis.com"
 
-    @field_validator("serve_models", "allowed_prefixes", mode="before")
+    @field_validator("serve_models", "allowed_read_prefixes", "allowed_write_prefixes", mode="before")
     @classmethod
     def _comma_separated(cls, value):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+
+    def internal_stores(self) -> dict[str, str]:
+        stores = super().internal_stores()
+        stores["the API's job logs"] = self.jobs_dir
+        url = make_url(self.jobs_db)
+        if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:"):
+            stores["the API's job database"] = url.database
+        return stores
 
 
 @lru_cache(maxsize=1)

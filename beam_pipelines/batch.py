@@ -17,6 +17,7 @@ import json
 import logging
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,20 +25,23 @@ import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from beam_pipelines.csv_input import AUTO, DELIMITERS, CsvFormat, ReadCsvRows, read_header
 from beam_pipelines.transforms import (
     METRICS_NAMESPACE,
     ClassifyImages,
-    CsvInputError,
     ImageLimitOptions,
-    ReadCsvRows,
+    ReadPolicy,
     WritePredictions,
     local_runner_by_default,
     output_files,
-    read_csv_header,
+    remove_temporary_files,
+    temporary_stem,
 )
 from models import storage
+from models.errors import ImgclfError, InvalidInput, Unavailable, describe, exit_code
+from models.locations import check_output
 from models.logging_setup import configure_logging
-from models.registry import ModelRegistry, RegistryError, ResolvedModel
+from models.registry import ModelRegistry, ResolvedModel
 from models.settings import get_settings
 
 SINGLE_FILE_MAX_INPUT_BYTES = 64 * 1024 * 1024
@@ -58,6 +62,17 @@ class BatchOptions(PipelineOptions):
         parser.add_argument(
             "--output",
             help="Output file (local or gs://); '.jsonl' writes JSON lines, anything else CSV.",
+        )
+        parser.add_argument(
+            "--input_encoding",
+            default=AUTO,
+            help="Text encoding of --input, e.g. cp1252; 'auto' (default) takes a BOM's, else UTF-8.",
+        )
+        parser.add_argument(
+            "--input_delimiter",
+            default=",",
+            choices=DELIMITERS,
+            help="Cell separator of --input (default ',').",
         )
         parser.add_argument(
             "--output_format",
@@ -91,6 +106,18 @@ class BatchOptions(PipelineOptions):
             "--progress_every", type=int, default=500, help="Log a progress line every N images (0: never)."
         )
         parser.add_argument(
+            "--allowed_read_prefixes",
+            default="",
+            help="Comma-separated prefixes every row's image must lie under (rows outside become "
+            "'not_allowed' records); empty: anywhere this process can read. The API sets it for its jobs.",
+        )
+        parser.add_argument(
+            "--protected_locations",
+            default="",
+            help="Comma-separated extra folders that no output and no row may touch, besides the registry "
+            "and imgclf's own stores under IMGCLF_DATA_DIR.",
+        )
+        parser.add_argument(
             "--summary_file",
             default=None,
             help="Local file to write the run's counts, output files and model version to, as JSON, when it ends.",
@@ -99,24 +126,42 @@ class BatchOptions(PipelineOptions):
 
 @dataclass(frozen=True)
 class BatchPlan:
-    """What a run fixes before it starts: the model version, the columns, format and shards."""
+    """What a run fixes before it starts: the model version, the columns, format, shards and read policy."""
 
     model: ResolvedModel
     columns: list[str]
     output_format: str
     num_shards: int
+    csv_format: CsvFormat = CsvFormat()
+    read_policy: ReadPolicy = ReadPolicy()
+    temp_stem: str | None = None  # where the output is written before it moves into place
 
     @property
     def passthrough_columns(self) -> list[str]:
         return [c for c in self.columns if c != "image_uri"]
 
 
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(item.strip() for item in (value or "").split(",") if item.strip())
+
+
+def internal_stores(opts: BatchOptions) -> dict[str, str]:
+    """The registry this run reads, imgclf's own stores, and any protected folder it was given."""
+    stores = {**get_settings().internal_stores(), "the model registry": opts.model_root}
+    for i, location in enumerate(_split(opts.protected_locations)):
+        stores[f"a protected location ({i + 1})"] = location
+    return stores
+
+
 def plan(options: PipelineOptions) -> BatchPlan:
-    """Resolves all that can fail before any work starts: the CSV header and the model version."""
+    """Resolves all that can fail before any work starts: the CSV header, the output and the model."""
     opts = options.view_as(BatchOptions)
     if not opts.input or not opts.output:
-        raise ValueError("--input and --output are required")
-    columns = read_csv_header(opts.input)
+        raise InvalidInput("an input CSV and an output file are both required")
+    internal = internal_stores(opts)
+    check_output(opts.output, inputs=[opts.input], internal=internal)
+    csv_format = CsvFormat(opts.input_encoding, opts.input_delimiter)
+    columns = read_header(opts.input, csv_format)
     model = ModelRegistry(opts.model_root).resolve(
         opts.model, opts.alias or get_settings().default_alias, opts.model_version
     )
@@ -124,7 +169,23 @@ def plan(options: PipelineOptions) -> BatchPlan:
     num_shards = opts.num_shards
     if num_shards is None:
         num_shards = 1 if storage.size(opts.input) <= SINGLE_FILE_MAX_INPUT_BYTES else 0
-    return BatchPlan(model, columns, output_format, num_shards)
+    policy = ReadPolicy(_split(opts.allowed_read_prefixes), tuple(internal.items()))
+    _check_writable(opts.output)
+    return BatchPlan(model, columns, output_format, num_shards, csv_format, policy, temporary_stem(opts.output))
+
+
+def _check_writable(output: str) -> None:
+    """Fails now, not after the whole run, when the output's folder cannot take a file."""
+    if not storage.is_local(output):
+        return
+    folder = Path(storage.local_path(output)).parent
+    probe = folder / f".imgclf-probe-{uuid.uuid4().hex[:12]}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise InvalidInput(f"cannot write the output {output}: {e.strerror or describe(e)}") from None
 
 
 def build_pipeline(p: beam.Pipeline, options: PipelineOptions, batch_plan: BatchPlan | None = None) -> beam.PCollection:
@@ -133,7 +194,7 @@ def build_pipeline(p: beam.Pipeline, options: PipelineOptions, batch_plan: Batch
     batch_plan = batch_plan or plan(options)
     records = (
         p
-        | "ReadCsv" >> ReadCsvRows(opts.input, batch_plan.columns)
+        | "ReadCsv" >> ReadCsvRows(opts.input, batch_plan.columns, batch_plan.csv_format)
         | "Classify"
         >> ClassifyImages(
             batch_plan.model,
@@ -142,10 +203,15 @@ def build_pipeline(p: beam.Pipeline, options: PipelineOptions, batch_plan: Batch
             max_image_bytes=options.view_as(ImageLimitOptions).max_image_bytes,
             max_image_pixels=options.view_as(ImageLimitOptions).max_image_pixels,
             progress_every=opts.progress_every,
+            read_policy=batch_plan.read_policy,
         )
     )
     _ = records | "WritePredictions" >> WritePredictions(
-        opts.output, batch_plan.output_format, batch_plan.passthrough_columns, batch_plan.num_shards
+        opts.output,
+        batch_plan.output_format,
+        batch_plan.passthrough_columns,
+        batch_plan.num_shards,
+        temp_stem=batch_plan.temp_stem,
     )
     return records
 
@@ -189,9 +255,9 @@ def run(argv: list[str] | None = None) -> int:
     opts = options.view_as(BatchOptions)
     try:
         batch_plan = plan(options)
-    except (CsvInputError, RegistryError, FileNotFoundError, ValueError) as e:
+    except ImgclfError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return exit_code(e)
     log.info(
         "classifying %s with %s version %d (%s) -> %s",
         opts.input,
@@ -203,8 +269,15 @@ def run(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     p = beam.Pipeline(options=options)
     build_pipeline(p, options, batch_plan)
-    result = p.run()
-    result.wait_until_finish()
+    try:
+        result = p.run()
+        result.wait_until_finish()
+    except Exception as e:  # every bad row is a record, so this is the run itself failing
+        remove_temporary_files(batch_plan.temp_stem)
+        log.debug("the pipeline failed", exc_info=True)
+        failure = Unavailable(f"the batch run failed and wrote nothing to {opts.output}: {describe(e)}")
+        print(f"error: {failure}", file=sys.stderr)
+        return exit_code(failure)
     n = counts(result)
     files = output_files(opts.output, batch_plan.num_shards)
     seconds = time.monotonic() - started

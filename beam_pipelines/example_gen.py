@@ -20,14 +20,8 @@ import apache_beam as beam
 import tensorflow as tf
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from beam_pipelines.transforms import (
-    ImageLimitOptions,
-    InputRow,
-    ReadCsvRows,
-    csv_line,
-    local_runner_by_default,
-    read_csv_header,
-)
+from beam_pipelines.csv_input import InputRow, ReadCsvRows, read_header
+from beam_pipelines.transforms import ImageLimitOptions, csv_line, local_runner_by_default
 from models import storage
 from models.image_checks import check_image, read_image
 from models.manifest import SPLITS, hash_split, parse_labels
@@ -73,6 +67,9 @@ class _ToExample(beam.DoFn):
     def process(self, merged):
         row, labels, split, source = merged
         try:
+            if row.error:  # a row the CSV reader could not use
+                code, _, message = row.error.partition(": ")
+                raise ImageError(ErrorCode(code), message)
             data = read_image(row.read_uri, self.max_bytes)
             width, height = check_image(data, self.max_bytes, self.max_pixels)
             try:
@@ -139,7 +136,10 @@ def build_pipeline(p: beam.Pipeline, options: PipelineOptions) -> None:
     limits = options.view_as(ImageLimitOptions)
     if not opts.manifest or not opts.output_dir:
         raise ValueError("--manifest and --output_dir are required")
-    keyed = lambda row: (row.read_uri, row)  # noqa: E731
+    def keyed(row: InputRow, source: str) -> tuple[str, InputRow]:
+        # A bad row has no usable URI: its own key keeps it apart, so it reaches unreadable.csv.
+        return (f"invalid-row:{source}:{row.line}" if row.error else row.read_uri), row
+
     sources = {}
     for name, path, needed in (
         ("manifest", opts.manifest, ("labels",)),
@@ -148,12 +148,12 @@ def build_pipeline(p: beam.Pipeline, options: PipelineOptions) -> None:
         if not path:
             sources[name] = p | f"No{name.title()}" >> beam.Create([])
             continue
-        columns = read_csv_header(path)
+        columns = read_header(path)
         missing = [c for c in needed if c not in columns]
         if missing:
             raise ValueError(f"{path} lacks columns {missing}")
         rows = p | f"Read{name.title()}" >> ReadCsvRows(path, columns)
-        sources[name] = rows | f"Key{name.title()}" >> beam.Map(keyed)
+        sources[name] = rows | f"Key{name.title()}" >> beam.Map(keyed, name)
     merged = sources | "Join" >> beam.CoGroupByKey() | "Merge" >> beam.FlatMap(merge_labels)
     results = merged | "ToExample" >> beam.ParDo(
         _ToExample(limits.max_image_bytes, limits.max_image_pixels)

@@ -10,23 +10,28 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 import posixpath
 import time
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from beam_pipelines.csv_input import CsvFormat, CsvInputError, InputRow, ReadCsvRows, read_header
 from beam_pipelines.model_handler import SavedModelImageHandler
 from models import storage
+from models.errors import ImgclfError
 from models.image_checks import check_image, read_image
 from models.label_spec import LabelSpec
-from models.manifest import resolve_uri
-from models.prediction import ImageError, PredictionRecord, csv_header
+from models.locations import UriNotAllowed, check_allowed
+from models.prediction import ErrorCode, ImageError, PredictionRecord, csv_header
 from models.registry import ResolvedModel
 from models.settings import get_settings
 
@@ -64,75 +69,48 @@ class ImageLimitOptions(PipelineOptions):
         )
 
 
-class CsvInputError(ValueError):
-    """An input CSV that cannot be processed at all (as opposed to a bad row)."""
+__all__ = ["CsvFormat", "CsvInputError", "InputRow", "ReadCsvRows", "read_header"]  # re-exported for pipelines
 
 
 @dataclass(frozen=True)
-class InputRow:
-    """One input: the URI as given, the URI to read, and the other columns to pass through."""
+class ReadPolicy:
+    """Where rows may point: ``allowed`` prefixes (empty: anywhere), never inside ``internal`` stores.
 
-    image_uri: str
-    read_uri: str
-    extra: dict[str, str] = field(default_factory=dict, hash=False)
+    The API sets both for its batch jobs, so a CSV inside the allowed folder cannot make
+    the service read ``/etc/passwd``; the error record then says nothing about the path.
+    """
 
+    allowed: tuple[str, ...] = ()
+    internal: tuple[tuple[str, str], ...] = ()
 
-def read_csv_header(path: str) -> list[str]:
-    """Column names of an input CSV; fails at once, naming the problem, if unusable."""
-    try:
-        with beam.io.filesystems.FileSystems.open(path, compression_type="uncompressed") as f:
-            first = f.readline().decode("utf-8-sig")
-    except Exception as e:
-        raise CsvInputError(f"cannot read input CSV {path}: {e}") from None
-    columns = [c.strip() for c in next(csv.reader([first]), [])]
-    if "image_uri" not in columns:
-        raise CsvInputError(
-            f"input CSV {path} has no 'image_uri' column in its header (found {columns or 'an empty file'}); "
-            "the first line must name the columns, e.g. 'image_uri' or 'image_uri,id'"
-        )
-    duplicates = sorted({c for c in columns if columns.count(c) > 1})
-    if duplicates:
-        raise CsvInputError(f"input CSV {path} repeats columns {duplicates}")
-    return columns
-
-
-def parse_row(line: str, columns: list[str], base_dir: str) -> InputRow:
-    cells = next(csv.reader([line]), [])
-    cells += [""] * (len(columns) - len(cells))
-    values = dict(zip(columns, (c.strip() for c in cells), strict=False))
-    uri = values.pop("image_uri")
-    return InputRow(uri, resolve_uri(uri, base_dir) if uri else "", values)
-
-
-class ReadCsvRows(beam.PTransform):
-    """Rows of a headed CSV as InputRows; relative URIs resolve against the CSV's folder."""
-
-    def __init__(self, path: str, columns: list[str]):
-        super().__init__()
-        self.path, self.columns = path, columns
-
-    def expand(self, pbegin):
-        base_dir = posixpath.dirname(self.path)
-        return (
-            pbegin
-            | "ReadLines" >> beam.io.ReadFromText(self.path, skip_header_lines=1)
-            | "SkipBlank" >> beam.Filter(lambda line: line.strip() != "")
-            | "Parse" >> beam.Map(parse_row, self.columns, base_dir)
-        )
+    def check(self, uri: str) -> str:
+        if not self.allowed:
+            return uri
+        try:
+            return check_allowed(uri, self.allowed, internal=dict(self.internal))
+        except UriNotAllowed:
+            raise ImageError(ErrorCode.NOT_ALLOWED, "outside the locations this run may read") from None
 
 
 class _ReadImage(beam.DoFn):
     ERRORS = "errors"
 
-    def __init__(self, max_bytes: int, max_pixels: int):
-        self.max_bytes, self.max_pixels = max_bytes, max_pixels
+    def __init__(self, max_bytes: int, max_pixels: int, policy: ReadPolicy):
+        self.max_bytes, self.max_pixels, self.policy = max_bytes, max_pixels, policy
 
     def process(self, row: InputRow) -> Iterator:
         try:
-            data = read_image(row.read_uri, self.max_bytes)
+            if row.error:
+                code, _, message = row.error.partition(": ")
+                raise ImageError(ErrorCode(code), message)
+            uri = self.policy.check(row.read_uri) if row.read_uri else row.read_uri
+            data = read_image(uri, self.max_bytes)
             check_image(data, self.max_bytes, self.max_pixels)
         except ImageError as e:
             yield beam.pvalue.TaggedOutput(self.ERRORS, (row, e))
+            return
+        except ImgclfError as e:  # e.g. a URI with control characters: that row's error, not the run's
+            yield beam.pvalue.TaggedOutput(self.ERRORS, (row, ImageError(ErrorCode.NOT_FOUND, str(e))))
             return
         yield row, data
 
@@ -191,6 +169,7 @@ class ClassifyImages(beam.PTransform):
         max_image_bytes: int = 20 * 1024 * 1024,
         max_image_pixels: int = 50_000_000,
         progress_every: int = 0,
+        read_policy: ReadPolicy = ReadPolicy(),
     ):
         super().__init__()
         self.model = model
@@ -199,10 +178,11 @@ class ClassifyImages(beam.PTransform):
         self.max_image_bytes = max_image_bytes
         self.max_image_pixels = max_image_pixels
         self.progress_every = progress_every
+        self.read_policy = read_policy
 
     def expand(self, rows):
         images = rows | "ReadImages" >> beam.ParDo(
-            _ReadImage(self.max_image_bytes, self.max_image_pixels)
+            _ReadImage(self.max_image_bytes, self.max_image_pixels, self.read_policy)
         ).with_outputs(_ReadImage.ERRORS, main="images")
         handler = KeyedModelHandler(SavedModelImageHandler(self.model.saved_model_uri, self.batch_size))
         inferred = images.images | "RunInference" >> RunInference(handler)
@@ -222,10 +202,21 @@ class WritePredictions(beam.PTransform):
     """Records as CSV (header, ';'-joined labels, JSON scores) or JSONL.
 
     ``num_shards=1`` writes exactly ``output``; otherwise shards are named
-    ``<output stem>-SSSSS-of-NNNNN<ext>`` (0 lets the runner choose how many).
+    ``<output stem>-SSSSS-of-NNNNN<ext>`` (0 lets the runner choose how many). Files are
+    written under a hidden temporary name beside the output and moved into place once
+    complete, so a reader never sees half a file, and Beam's sink, which deletes whatever
+    already matches its target, only ever targets names this run made up.
     """
 
-    def __init__(self, output: str, output_format: str, passthrough_columns: list[str], num_shards: int = 1):
+    def __init__(
+        self,
+        output: str,
+        output_format: str,
+        passthrough_columns: list[str],
+        num_shards: int = 1,
+        *,
+        temp_stem: str | None = None,
+    ):
         super().__init__()
         if output_format not in ("csv", "jsonl"):
             raise ValueError(f"output format must be csv or jsonl, got {output_format!r}")
@@ -233,6 +224,7 @@ class WritePredictions(beam.PTransform):
         self.output_format = output_format
         self.columns = passthrough_columns
         self.num_shards = num_shards
+        self.temp_stem = temp_stem or temporary_stem(output)
 
     def expand(self, records):
         if self.output_format == "csv":
@@ -242,13 +234,39 @@ class WritePredictions(beam.PTransform):
             lines = records | "ToJson" >> beam.Map(lambda r: r.to_json())
             header = None
         if self.num_shards == 1:
-            return lines | "Write" >> beam.io.WriteToText(
-                self.output, shard_name_template="", num_shards=1, header=header
+            written = lines | "Write" >> beam.io.WriteToText(
+                self.temp_stem, shard_name_template="", num_shards=1, header=header
             )
-        stem, ext = posixpath.splitext(self.output)
-        return lines | "Write" >> beam.io.WriteToText(
-            stem, file_name_suffix=ext, num_shards=self.num_shards, header=header
-        )
+        else:
+            written = lines | "Write" >> beam.io.WriteToText(
+                self.temp_stem, file_name_suffix=posixpath.splitext(self.output)[1], num_shards=self.num_shards, header=header
+            )
+        return written | "MoveIntoPlace" >> beam.Map(move_into_place, self.temp_stem, self.output)
+
+
+def temporary_stem(output: str) -> str:
+    """A hidden name beside ``output`` that no one else uses: ``<dir>/.<name>.imgclf-<random>``."""
+    folder, name = posixpath.split(output)
+    return posixpath.join(folder, f".{name}.imgclf-{uuid.uuid4().hex[:12]}")
+
+
+def move_into_place(written: str, temp_stem: str, output: str) -> str:
+    """Renames one finished temporary file to its final name; returns that name."""
+    if not written.startswith(temp_stem):
+        raise ValueError(f"{written} is not a file of this run")
+    suffix = written[len(temp_stem) :]  # '' for one file, '-00000-of-00002.csv' for a shard
+    final = output if not suffix else posixpath.splitext(output)[0] + suffix
+    if storage.is_local(final):
+        os.replace(storage.local_path(written), storage.local_path(final))  # refuses to replace a folder
+    else:
+        FileSystems.rename([written], [final])
+    return final
+
+
+def remove_temporary_files(temp_stem: str) -> None:
+    """After a failed run: the temporary files it wrote, and nothing else."""
+    for uri in storage.list_files(temp_stem + "*"):
+        FileSystems.delete([uri])
 
 
 def output_files(output: str, num_shards: int) -> list[str]:

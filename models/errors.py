@@ -59,7 +59,8 @@ def exit_code(error: BaseException) -> int:
 
 
 def http_status(error: BaseException) -> int:
-    return _family_value(error, HTTP_STATUS, 500)
+    """The family's status, unless the class names a more precise one (``status`` attribute)."""
+    return getattr(error, "status", None) or _family_value(error, HTTP_STATUS, 500)
 
 
 _REPR = re.compile(r"<[^<>]*? at 0x[0-9a-fA-F]+>")

@@ -13,6 +13,7 @@ import warnings
 from PIL import Image
 
 from models import storage
+from models.errors import describe
 from models.prediction import ErrorCode, ImageError
 
 # Formats the exported graph decodes (tf.io.decode_image).
@@ -41,6 +42,10 @@ def read_image(uri: str, max_bytes: int) -> bytes:
         data = storage.read_bytes(uri, limit=max_bytes + 1)
     except FileNotFoundError:
         raise ImageError(ErrorCode.NOT_FOUND, f"no such file: {uri}") from None
+    except storage.NotARegularFile:
+        raise ImageError(ErrorCode.NOT_FOUND, f"not a regular file: {uri}") from None
+    except IsADirectoryError:
+        raise ImageError(ErrorCode.NOT_FOUND, f"not a regular file: {uri}") from None
     except Exception as e:  # e.g. a gs:// object that is missing or that we may not read
         reason = "no such object" if not _exists(uri) else "cannot read"
         raise ImageError(ErrorCode.NOT_FOUND, f"{reason}: {uri} ({_short(e)})") from None
@@ -72,6 +77,8 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> tuple[int, int]
                 width, height = img.size
     except Image.DecompressionBombError:
         raise ImageError(ErrorCode.TOO_LARGE, "image dimensions are implausibly large") from None
+    except Image.UnidentifiedImageError:
+        raise ImageError(ErrorCode.DECODE_ERROR, f"unreadable {fmt} header") from None
     except Exception as e:
         raise ImageError(ErrorCode.DECODE_ERROR, f"unreadable {fmt} header: {_short(e)}") from None
     if width * height > max_pixels:
@@ -80,5 +87,4 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> tuple[int, int]
 
 
 def _short(e: BaseException, limit: int = 200) -> str:
-    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return text[:limit]
+    return describe(e, limit)

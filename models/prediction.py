@@ -23,6 +23,8 @@ class ErrorCode(StrEnum):
     TOO_LARGE = "too_large"
     DECODE_ERROR = "decode_error"
     INFERENCE_ERROR = "inference_error"
+    NOT_ALLOWED = "not_allowed"  # outside the locations this run may read; says nothing about the path
+    INVALID_ROW = "invalid_row"  # an input row that cannot be used (bad bytes, too many cells, ...)
 
 
 class ImageError(ImgclfError):
@@ -58,10 +60,10 @@ class PredictionRecord(BaseModel):
         return self.error is None
 
     def to_flat(self) -> dict[str, Any]:
-        """Record fields then passthrough columns; a passthrough column that collides is prefixed."""
+        """Record fields then passthrough columns, renamed by ``passthrough_names`` so none is lost."""
         row: dict[str, Any] = {name: getattr(self, name) for name in RECORD_FIELDS}
-        for name, value in self.extra.items():
-            row[passthrough_name(name)] = value
+        for name, out in passthrough_names(list(self.extra)).items():
+            row[out] = self.extra[name]
         return row
 
     def to_json(self) -> str:
@@ -77,9 +79,25 @@ class PredictionRecord(BaseModel):
         return [str(v) for v in row.values()]
 
 
-def passthrough_name(column: str) -> str:
-    return f"input_{column}" if column in RECORD_FIELDS else column
+def passthrough_names(columns: list[str]) -> dict[str, str]:
+    """Output name of each input column: its own, or ``input_`` in front until it is unique.
+
+    A column named like a record field (``labels``) becomes ``input_labels``; if the input
+    also has ``input_labels``, that one keeps its name and ``labels`` becomes
+    ``input_input_labels``. One-to-one, so no value is ever overwritten.
+    """
+    taken = set(RECORD_FIELDS) | {c for c in columns if c not in RECORD_FIELDS}
+    names = {}
+    for column in columns:
+        name = column
+        if column in RECORD_FIELDS:
+            name = f"input_{column}"
+            while name in taken:
+                name = f"input_{name}"
+            taken.add(name)
+        names[column] = name
+    return names
 
 
 def csv_header(passthrough_columns: list[str]) -> list[str]:
-    return list(RECORD_FIELDS) + [passthrough_name(c) for c in passthrough_columns]
+    return list(RECORD_FIELDS) + list(passthrough_names(passthrough_columns).values())

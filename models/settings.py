@@ -25,6 +25,14 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(50_000_000, gt=0, description="Width x height limit, against decompression bombs.")
     batch_size: int = Field(64, gt=0, description="Images per model call in batch inference.")
 
+    def internal_stores(self) -> dict[str, str]:
+        """Locations only imgclf itself writes: no output and no read on a caller's behalf goes there."""
+        return {
+            "the model registry": self.model_root,
+            "the retraining work folder": f"{self.data_dir.rstrip('/')}/retraining",
+            "the API's job store": f"{self.data_dir.rstrip('/')}/api",
+        }
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -11,7 +11,7 @@ from api import deps
 from api.auth import Principal
 from api.jobs import JobRow, to_schema
 from api.schemas import BatchJob, BatchJobList, BatchJobRequest, ErrorResponse
-from api.uris import check_allowed
+from models.locations import check_allowed, check_output
 from models.registry import RegistryError, check_name
 
 router = APIRouter(prefix="/v1/batch-jobs", tags=["batch jobs"])
@@ -35,8 +35,10 @@ async def submit(
     store: deps.Store,
 ) -> BatchJob:
     """Queues a job; it starts when fewer than the configured number of jobs are running."""
-    check_allowed(job.input_csv, settings.allowed_prefixes, "input_csv")
-    check_allowed(job.output_uri, settings.allowed_prefixes, "output_uri")
+    internal = settings.internal_stores()
+    check_allowed(job.input_csv, settings.allowed_read_prefixes, "input_csv", internal=internal)
+    check_allowed(job.output_uri, settings.allowed_write_prefixes, "output_uri", internal=internal)
+    await asyncio.to_thread(check_output, job.output_uri, [job.input_csv], internal)
 
     def resolve() -> str:  # fail now on an unknown model, alias or version, not minutes later
         name = check_name(registry.default_model(job.model or settings.default_model))

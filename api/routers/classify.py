@@ -21,9 +21,11 @@ from starlette.datastructures import UploadFile
 from api import deps
 from api.schemas import ClassifyJson, ClassifyResponse, ErrorResponse
 from api.settings import ApiSettings
-from api.uris import check_allowed
+from models.errors import Unavailable
 from models.image_checks import check_image, read_image
+from models.locations import check_allowed
 from models.prediction import utc_now
+from models.registry import NAME_PATTERN
 
 router = APIRouter(prefix="/v1/models", tags=["classify"])
 
@@ -67,8 +69,10 @@ async def _image_from_request(request: Request, settings: ApiSettings) -> tuple[
         except ValidationError as e:
             raise RequestValidationError(e.errors(include_url=False, include_context=False)) from None
         if body.image_uri is not None:
-            path = check_allowed(body.image_uri, settings.allowed_prefixes, "image_uri")
-            return await asyncio.to_thread(read_image, path, settings.max_upload_bytes), body.image_uri
+            path = check_allowed(
+                body.image_uri, settings.allowed_read_prefixes, "image_uri", internal=settings.internal_stores()
+            )
+            return await _read_caller_uri(request, path, settings), body.image_uri
         if len(body.image_base64) > settings.max_upload_bytes * 4 // 3 + 4:
             raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "the image is over the upload size limit")
         try:
@@ -79,6 +83,23 @@ async def _image_from_request(request: Request, settings: ApiSettings) -> tuple[
         status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
         "send multipart/form-data with a file field 'image', or application/json with image_base64 or image_uri",
     )
+
+
+class ReadTimedOut(Unavailable):
+    """A caller's URI took longer than ``read_timeout_s`` to read."""
+
+    status = 504
+
+
+async def _read_caller_uri(request: Request, path: str, settings: ApiSettings) -> bytes:
+    """Reads on the app's own small pool with a deadline: a slow or stuck store delays that
+    request alone, never the threads other routes run on."""
+    pool = request.app.state.reader_pool
+    read = asyncio.get_running_loop().run_in_executor(pool, read_image, path, settings.max_upload_bytes)
+    try:
+        return await asyncio.wait_for(read, settings.read_timeout_s)
+    except TimeoutError:
+        raise ReadTimedOut(f"reading image_uri took over {settings.read_timeout_s:g} s") from None
 
 
 @router.post(
@@ -101,7 +122,7 @@ async def classify(
     ] = None,
     version: Annotated[int | None, Query(ge=1, description="A fixed version; overrides alias.")] = None,
     alias: Annotated[
-        str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Default: production.")
+        str | None, Query(pattern=NAME_PATTERN, description="Default: production.")
     ] = None,
 ) -> ClassifyResponse:
     """Labels and scores for one image, from the model's production version unless told otherwise."""

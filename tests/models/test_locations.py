@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from api.uris import UriNotAllowed, check_allowed
+from models.locations import UriNotAllowed, check_allowed
 
 
 def test_paths_under_a_prefix_are_allowed_and_normalised(tmp_path):
