@@ -52,6 +52,8 @@ def _classify(argv: list[str]) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
+    """List, show or roll back; a broken version or alias is reported with its reason, never a traceback."""
+    from models.errors import ImgclfError, exit_code
     from models.registry import ModelRegistry, RegistryError
 
     registry = ModelRegistry(args.model_root or get_settings().model_root)
@@ -67,11 +69,15 @@ def _models(args: argparse.Namespace) -> int:
             if not names:
                 print(f"no models under {registry.root}")
             for name in names:
-                aliases = registry.aliases(name)
+                statuses = registry.inspect(name)
+                aliases, broken_aliases = registry.alias_table(name)
                 print(
-                    f"{name}: versions {registry.versions(name)}, aliases "
+                    f"{name}: versions {[s.version for s in statuses]}, aliases "
                     f"{', '.join(f'{a}={v}' for a, v in sorted(aliases.items())) or 'none'}"
                 )
+                # each reason names itself: "model 'x' version 2 is broken: ...", "alias 'y' of model 'x' ..."
+                for reason in [s.reason for s in statuses if not s.ok] + sorted(broken_aliases.values()):
+                    print(f"  {reason}")
             return 0
         name = args.name or registry.default_model()
         resolved = registry.resolve(name, args.alias, args.version)
@@ -80,6 +86,9 @@ def _models(args: argparse.Namespace) -> int:
     except RegistryError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except ImgclfError as e:  # a broken version or alias (exit 5), storage that cannot be written, ...
+        print(f"error: {e}", file=sys.stderr)
+        return exit_code(e)
 
 
 def _retrain(args: argparse.Namespace) -> int:
