@@ -180,12 +180,27 @@ def build_head(spec: LabelSpec, feature_dim: int, dropout: float) -> keras.Model
     return keras.Model(inputs, outputs, name="head")
 
 
+def _exact_match(y_true, y_pred):
+    """Per image, 1.0 if every label's decision at 0.5 is right: exact match, for the training curves."""
+    right = keras.ops.equal(y_true > 0.5, y_pred >= 0.5)
+    return keras.ops.cast(keras.ops.all(right, axis=-1), "float32")
+
+
 def _compile(model: keras.Model, spec: LabelSpec, learning_rate: float) -> None:
+    """Multilabel curves show exact match beside per-label accuracy, named so, not Keras's ``binary_accuracy``."""
     if spec.task is Task.MULTICLASS:
-        loss, metric = "sparse_categorical_crossentropy", "sparse_categorical_accuracy"
+        loss, metrics = "sparse_categorical_crossentropy", [keras.metrics.get("sparse_categorical_accuracy")]
+    elif spec.task is Task.MULTILABEL:
+        loss, metrics = (
+            "binary_crossentropy",
+            [
+                keras.metrics.MeanMetricWrapper(_exact_match, name="exact_match"),
+                keras.metrics.BinaryAccuracy(name="per_label_accuracy"),
+            ],
+        )
     else:
-        loss, metric = "binary_crossentropy", "binary_accuracy"
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=[keras.metrics.get(metric)])
+        loss, metrics = "binary_crossentropy", [keras.metrics.get("binary_accuracy")]
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
 
 
 def _targets(spec: LabelSpec, examples: Sequence[Example]) -> np.ndarray:
@@ -624,7 +639,7 @@ def train(config: TrainConfig, registry: ModelRegistry) -> TrainResult:
 def _log_metrics(spec: LabelSpec, metrics: dict[str, dict[str, Any]]) -> None:
     for split, m in metrics.items():
         if m.get("count"):
-            log.info("%s: %d images, accuracy %.4f, macro-F1 %.4f", split, m["count"], m["accuracy"], m["macro_f1"])
+            log.info("%s: %d images, %s, macro-F1 %.4f", split, m["count"], evaluation.accuracy_text(m), m["macro_f1"])
     if spec.thresholds:
         log.info("thresholds chosen on validation: %s", spec.thresholds)
 

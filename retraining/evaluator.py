@@ -3,7 +3,10 @@
 Both models are scored through their exported serving signature, with their own label
 specs, so the comparison is of what users would get. The candidate is blessed only if
 it clears an absolute floor and is not worse than production beyond a tolerance,
-overall and per label; with no production model, only the floor applies.
+overall and per label; with no production model, only the floor applies. For multilabel
+models ``accuracy`` is exact match (every label of an image right), as
+:func:`models.evaluation.evaluate` defines it, so the blessing compares that and not the
+flattering per-label accuracy.
 """
 
 from __future__ import annotations
@@ -54,16 +57,18 @@ def predict(saved_model_dir: str, images: Sequence[bytes], batch_size: int = 64)
 def bless(
     candidate: dict[str, Any], production: dict[str, Any] | None, config: EvaluationConfig
 ) -> tuple[bool, list[str]]:
+    """Whether the candidate may replace production, and every reason it may not."""
     reasons = []
     metric = config.metric
     if not candidate.get("count"):
         return False, ["no test examples to evaluate the candidate on"]
+    shown = metric_name(metric, candidate)
     if candidate[metric] < config.floor:
-        reasons.append(f"candidate {metric} {candidate[metric]:.4f} is under the floor {config.floor:.4f}")
+        reasons.append(f"candidate {shown} {candidate[metric]:.4f} is under the floor {config.floor:.4f}")
     if production is not None:
         if candidate[metric] < production[metric] - config.tolerance:
             reasons.append(
-                f"candidate {metric} {candidate[metric]:.4f} is worse than production's {production[metric]:.4f} "
+                f"candidate {shown} {candidate[metric]:.4f} is worse than production's {production[metric]:.4f} "
                 f"beyond the tolerance {config.tolerance}"
             )
         for label, mine in candidate["per_label"].items():
@@ -74,6 +79,11 @@ def bless(
                     f"beyond the tolerance {config.per_label_tolerance}"
                 )
     return not reasons, reasons
+
+
+def metric_name(metric: str, metrics: dict[str, Any]) -> str:
+    """What the compared metric is, in words: multilabel ``accuracy`` is exact match, so say so."""
+    return "exact-match accuracy" if metric == "accuracy" and "exact_match" in metrics else metric
 
 
 def evaluate_candidate(
@@ -136,15 +146,27 @@ def _known(label_sets: Sequence[Sequence[str]], spec: LabelSpec) -> list[tuple[s
 
 def _html(card: ModelCard, result: Evaluation, config: EvaluationConfig) -> str:
     rows = []
+    multilabel = card.label_spec.task is Task.MULTILABEL
     for label in card.label_spec.labels:
         cand = result.candidate["per_label"][label]
         prod = (result.production or {}).get("per_label", {}).get(label, {})
+        accuracy = f"<td>{cand['accuracy']:.4f}</td>" if multilabel else ""
         rows.append(
             f"<tr><td>{html.escape(label)}</td><td>{cand['f1']:.4f}</td><td>{prod.get('f1', float('nan')):.4f}</td>"
-            f"<td>{cand.get('average_precision', float('nan')):.4f}</td><td>{cand['support']}</td></tr>"
+            f"<td>{cand.get('average_precision', float('nan')):.4f}</td>{accuracy}<td>{cand['support']}</td></tr>"
         )
     metric = config.metric
+    shown = metric_name(metric, result.candidate)
     production = f"{result.production[metric]:.4f}" if result.production else "none"
+    per_label = ""
+    if multilabel:
+        theirs = (result.production or {}).get("per_label_accuracy")
+        per_label = (
+            "<p>exact-match accuracy counts an image right only if every one of its labels is; "
+            f"per-label accuracy (not compared): candidate {result.candidate['per_label_accuracy']:.4f}, "
+            f"production {'none' if theirs is None else format(theirs, '.4f')}</p>"
+        )
+    accuracy_header = "<th>candidate accuracy</th>" if multilabel else ""
     verdict = "BLESSED" if result.blessed else "NOT BLESSED: " + "; ".join(map(html.escape, result.reasons))
     images = "".join(
         f'<figure><img src="{Path(p).name}"><figcaption>{k}</figcaption></figure>'
@@ -155,9 +177,10 @@ def _html(card: ModelCard, result: Evaluation, config: EvaluationConfig) -> str:
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:.2em .8em;text-align:right}} img{{max-width:900px}}</style>
 <h1>{html.escape(card.name)}: candidate vs production v{result.production_version}</h1>
 <p><b>{verdict}</b></p>
-<p>{metric}: candidate {result.candidate[metric]:.4f}, production {production};
+<p>{shown}: candidate {result.candidate[metric]:.4f}, production {production};
 floor {config.floor}, tolerance {config.tolerance}, per-label F1 tolerance {config.per_label_tolerance}</p>
-<table><tr><th>label</th><th>candidate F1</th><th>production F1</th><th>candidate AP</th><th>support</th></tr>
+{per_label}
+<table><tr><th>label</th><th>candidate F1</th><th>production F1</th><th>candidate AP</th>{accuracy_header}<th>support</th></tr>
 {"".join(rows)}</table>
 <pre>{html.escape(json.dumps({"candidate": result.candidate, "production": result.production}, indent=1)[:20000])}</pre>
 {images}
