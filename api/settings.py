@@ -67,7 +67,6 @@ class ApiSettings(Settings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-
     def internal_stores(self) -> dict[str, str]:
         stores = super().internal_stores()
         stores["the API's job logs"] = self.jobs_dir

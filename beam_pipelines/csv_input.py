@@ -94,7 +94,8 @@ def _has_bad_bytes(cells: list[str]) -> bool:
 
 
 def _printable(text: str) -> str:
-    return text.encode("utf-8", "replace").decode("utf-8")
+    """Undecodable bytes shown as U+FFFD, so the error record can still be written."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def read_header(path: str, fmt: CsvFormat = CsvFormat()) -> list[str]:
@@ -132,10 +133,10 @@ def to_input_row(cells: list[str], columns: list[str], base_dir: str, line: int)
         error = f"line {line} has {len(cells)} cells but the header names {len(columns)} columns"
     cells = cells + [""] * (len(columns) - len(cells))
     values = dict(zip(columns, cells, strict=False))
-    uri = values.pop("image_uri").strip()
+    uri = values.pop("image_uri")  # kept as written: the record echoes it; surrounding spaces are not read
     if error:
         return InputRow(uri, "", values, line, f"{ErrorCode.INVALID_ROW.value}: {error}")
-    return InputRow(uri, resolve_uri(uri, base_dir) if uri else "", values, line)
+    return InputRow(uri, resolve_uri(uri.strip(), base_dir) if uri.strip() else "", values, line)
 
 
 def iter_rows(text: TextIO, columns: list[str], base_dir: str, fmt: CsvFormat = CsvFormat()) -> Iterator[InputRow]:

@@ -46,13 +46,13 @@ def merge_labels(
     manifest, corrections = grouped["manifest"], grouped["corrections"]
     base = manifest[0] if manifest else None
     if corrections:
-        latest = max(corrections, key=lambda r: r.extra.get("corrected_at", ""))
+        latest = max(corrections, key=lambda r: r.extra.get("corrected_at", "").strip())
         row, labels, source = base or latest, parse_labels(latest.extra.get("labels")), "correction"
     elif base is not None:
         row, labels, source = base, parse_labels(base.extra.get("labels")), "manifest"
     else:
         return
-    split = (base.extra.get("split", "") if base else "") or hash_split(row.image_uri)
+    split = (base.extra.get("split", "").strip() if base else "") or hash_split(row.image_uri.strip())
     yield row, labels, split, source
 
 
@@ -136,6 +136,7 @@ def build_pipeline(p: beam.Pipeline, options: PipelineOptions) -> None:
     limits = options.view_as(ImageLimitOptions)
     if not opts.manifest or not opts.output_dir:
         raise ValueError("--manifest and --output_dir are required")
+
     def keyed(row: InputRow, source: str) -> tuple[str, InputRow]:
         # A bad row has no usable URI: its own key keeps it apart, so it reaches unreadable.csv.
         return (f"invalid-row:{source}:{row.line}" if row.error else row.read_uri), row

@@ -193,9 +193,12 @@ class ClassifyImages(beam.PTransform):
 
 
 def csv_line(values) -> str:
+    """One CSV row without its line end. The writer is told the real line end, since it quotes
+    only the line-break characters of its terminator: with none, a cell holding a newline
+    would go out unquoted and split into two rows."""
     out = io.StringIO()
-    csv.writer(out, lineterminator="").writerow(values)
-    return out.getvalue()
+    csv.writer(out, lineterminator="\r\n").writerow(values)
+    return out.getvalue().removesuffix("\r\n")
 
 
 class WritePredictions(beam.PTransform):
@@ -239,7 +242,10 @@ class WritePredictions(beam.PTransform):
             )
         else:
             written = lines | "Write" >> beam.io.WriteToText(
-                self.temp_stem, file_name_suffix=posixpath.splitext(self.output)[1], num_shards=self.num_shards, header=header
+                self.temp_stem,
+                file_name_suffix=posixpath.splitext(self.output)[1],
+                num_shards=self.num_shards,
+                header=header,
             )
         return written | "MoveIntoPlace" >> beam.Map(move_into_place, self.temp_stem, self.output)
 

@@ -11,14 +11,15 @@ import json
 import sys
 import typing
 
+from models.errors import ImgclfError, Unavailable, describe, exit_code
 from models.logging_setup import configure_logging
 from models.settings import get_settings
 from models.train_config import TrainConfig
 
 
 def _train(args: argparse.Namespace) -> int:
-    from models.manifest import ManifestError
-    from models.registry import ModelRegistry, RegistryError
+    from models.evaluation import accuracy_text
+    from models.registry import ModelRegistry
     from models.training import train
 
     s = get_settings()
@@ -28,16 +29,14 @@ def _train(args: argparse.Namespace) -> int:
             args.config, **fields, max_image_bytes=s.max_image_bytes, max_image_pixels=s.max_image_pixels
         )
         result = train(config, ModelRegistry(args.model_root or s.model_root))
-    except (ManifestError, RegistryError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ValueError, FileNotFoundError) as e:
+        if isinstance(e, ImgclfError):
+            raise  # main() gives its family's exit code
+        print(f"error: {describe(e, 2000)}", file=sys.stderr)
         return 2
     card = result.card
     test = card.metrics.get("test", {})
-    shown = (
-        f"test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f}"
-        if test.get("count")
-        else "no test split"
-    )
+    shown = f"test {accuracy_text(test)}, macro-F1 {test['macro_f1']:.4f}" if test.get("count") else "no test split"
     print(
         f"{card.name} version {card.version} ({card.label_spec.task.value}, {len(card.label_spec.labels)} labels): "
         f"{shown}; aliases set: {', '.join(result.aliases_set)}"
@@ -250,13 +249,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _hint(error: ImgclfError) -> str | None:
+    """The remedy, in this command's vocabulary (the core only states the fault)."""
+    from models.registry import RegistryError
+
+    if isinstance(error, RegistryError):
+        return "`imgclf models list` shows the models, versions and aliases there are"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Runs one subcommand; every failure ends in one 'error:' line and its family's exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    configure_logging(verbose="-v" in argv or "--verbose" in argv)
-    if argv and argv[0] == "classify":
-        return _classify(argv[1:])
-    args = build_parser().parse_args(argv)
-    return args.handler(args)
+    verbose = "-v" in argv or "--verbose" in argv
+    configure_logging(verbose=verbose)
+    try:
+        if argv and argv[0] == "classify":
+            return _classify(argv[1:])
+        args = build_parser().parse_args(argv)
+        return args.handler(args)
+    except ImgclfError as e:
+        print(f"error: {describe(e, 2000)}", file=sys.stderr)
+        if hint := _hint(e):
+            print(f"hint: {hint}", file=sys.stderr)
+        return exit_code(e)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:  # storage we were pointed at: unwritable, full, gone
+        print(f"error: {describe(e, 2000)}", file=sys.stderr)
+        return exit_code(Unavailable())
+    except Exception as e:
+        if verbose:
+            raise
+        print(f"error: unexpected {type(e).__name__}: {describe(e)} (run with -v for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

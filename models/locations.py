@@ -77,7 +77,9 @@ def check_output(output: str, inputs: Sequence[str] = (), internal: Mapping[str,
     if store:
         raise UriNotAllowed(f"output {output!r} is inside {store}; write predictions somewhere else")
     if storage.is_dir(path):
-        raise OutputRefused(f"output {output!r} is an existing folder; name a file (e.g. {output.rstrip('/')}/predictions.csv)")
+        raise OutputRefused(
+            f"output {output!r} is an existing folder; name a file (e.g. {output.rstrip('/')}/predictions.csv)"
+        )
     for source in inputs:
         if source and normalise(source) == path:
             raise OutputRefused(f"output {output!r} is the input file; name another file")

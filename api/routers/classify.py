@@ -121,9 +121,7 @@ async def classify(
         ),
     ] = None,
     version: Annotated[int | None, Query(ge=1, description="A fixed version; overrides alias.")] = None,
-    alias: Annotated[
-        str | None, Query(pattern=NAME_PATTERN, description="Default: production.")
-    ] = None,
+    alias: Annotated[str | None, Query(pattern=NAME_PATTERN, description="Default: production.")] = None,
 ) -> ClassifyResponse:
     """Labels and scores for one image, from the model's production version unless told otherwise."""
     started = time.perf_counter()

@@ -142,7 +142,7 @@ def test_job_reads_and_writes_gcs(make_client, gcs_emulator, tmp_path, registry_
         storage.write_bytes(f"{root}/images/{i}.png", colour_image(colour, 700 + i))
         rows.append(f"{root}/images/{i}.png,{colour}")
     storage.write_text(f"{root}/in.csv", "image_uri,truth\n" + "\n".join(rows) + "\n")
-    client = make_client(allowed_prefixes=[f"{root}/"])
+    client = make_client(allowed_read_prefixes=[f"{root}/"], allowed_write_prefixes=[f"{root}/out/"])
     r = client.post("/v1/batch-jobs", json={"input_csv": f"{root}/in.csv", "output_uri": f"{root}/out/p.csv"})
     assert r.status_code == 202, r.text
     job = _wait(client, r.json()["id"], {"succeeded", "failed"})

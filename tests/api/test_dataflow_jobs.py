@@ -96,7 +96,8 @@ def _dataflow_client(make_client, endpoint, root):
         dataflow_region="europe-west1",
         dataflow_template="gs://bucket/templates/batch.json",
         dataflow_endpoint=endpoint,
-        allowed_prefixes=["gs://bucket/batch/"],
+        allowed_read_prefixes=["gs://bucket/batch/"],
+        allowed_write_prefixes=["gs://bucket/batch/"],
     )
 
 
