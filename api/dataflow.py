@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from api.schemas import BatchJobRequest, JobState
 from api.settings import ApiSettings
+from models import storage
 
 # Dataflow's job states, as the API's job states. Others (pending, queued, running, draining...) mean running.
 _FINAL = {
@@ -65,7 +66,16 @@ class DataflowLauncher:
             "output": request.output_uri,
             "output_format": request.format.value,
             "model_root": self.settings.model_root,
+            # Rows are read on the caller's behalf there too: the same allow-list as locally.
+            "allowed_read_prefixes": ",".join(self.settings.allowed_read_prefixes),
         }
+        cloud_stores = [  # the pipeline protects its registry itself; local folders mean nothing there
+            location
+            for location in self.settings.internal_stores().values()
+            if not storage.is_local(location) and location != self.settings.model_root
+        ]
+        if cloud_stores:
+            params["protected_locations"] = ",".join(cloud_stores)
         for name, value in (("model", request.model), ("alias", request.alias), ("model_version", request.version)):
             if value is not None:
                 params[name] = str(value)

@@ -132,6 +132,7 @@ def test_a_job_launches_the_flex_template_and_reports_dataflow_counts(make_clien
         "output_format": "jsonl",
         "model_root": gcs_registry,
         "model": "colours",
+        "allowed_read_prefixes": "gs://bucket/batch/",
     }
     template = json.load(open("templates/batch/metadata.json"))
     assert set(launch["parameters"]) <= {p["name"] for p in template["parameters"]}
