@@ -81,7 +81,8 @@ def _now() -> str:
 def _headline(metrics: dict[str, Any] | None) -> dict[str, float] | None:
     if metrics is None:
         return None
-    return {k: round(metrics[k], 4) for k in ("accuracy", "macro_f1") if k in metrics}
+    # 'accuracy' is exact match for multilabel; the per-label figure rides along, named as such.
+    return {k: round(metrics[k], 4) for k in ("accuracy", "per_label_accuracy", "macro_f1") if k in metrics}
 
 
 def run_once(config: RetrainConfig, trigger: str = "manual") -> RunSummary:
