@@ -55,16 +55,22 @@ class ModelVersionInfo(BaseModel):
 
 class ModelSummary(BaseModel):
     name: str
-    aliases: dict[str, int]
-    versions: list[int]
+    aliases: dict[str, int] = Field(description="Readable aliases and the versions they name.")
+    versions: list[int] = Field(description="Every complete version, broken ones included.")
     served: dict[str, int] = Field(description="Aliases this server process has loaded, and their versions.")
+    broken: dict[int, str] = Field(
+        default_factory=dict, description="Versions that cannot be used (corrupt card, missing SavedModel): why."
+    )
+    broken_aliases: dict[str, str] = Field(
+        default_factory=dict, description="Aliases whose file is corrupt: why. Resolving one answers 503."
+    )
 
 
 class ModelDetail(ModelSummary):
-    label_spec: LabelSpec
+    label_spec: LabelSpec = Field(description="Of the default alias's version, else the newest usable one.")
     image_size: int
     backbone: str
-    version_details: list[ModelVersionInfo]
+    version_details: list[ModelVersionInfo] = Field(description="Usable versions; broken ones are in 'broken'.")
 
 
 class ModelList(BaseModel):

@@ -5,6 +5,10 @@ loaded version has its own ``DynamicBatcher``. A watcher re-reads every served a
 when one moves, the new version is loaded and warmed up off the event loop, then the
 alias is swapped in one step. Requests already holding the old version finish on it,
 and it is unloaded once idle.
+
+A broken version (unreadable card, missing or unloadable SavedModel) raises
+``BrokenModel``; the failure is remembered for ``broken_retry_s`` so requests do not
+retry the load in a tight loop, and it never stops other models from loading or serving.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ from PIL import Image
 from api.batching import DynamicBatcher
 from api.metrics import ServiceMetrics
 from api.settings import ApiSettings
-from models import inference, storage
-from models.registry import SAVED_MODEL_DIR, ModelCard, ModelRegistry, RegistryError, local_saved_model
+from models import inference
+from models.errors import BrokenModel, describe
+from models.prediction import ImageError
+from models.registry import ModelCard, ModelRegistry, RegistryError, local_saved_model
 
 log = logging.getLogger("imgclf.api.serving")
 
@@ -59,6 +65,8 @@ def warmup_image(size: int) -> bytes:
 
 
 class ModelServer:
+    broken_retry_s: float = 30.0  # how long a failed load is remembered before it is tried again
+
     def __init__(self, registry: ModelRegistry, settings: ApiSettings, metrics: ServiceMetrics):
         self.registry = registry
         self.settings = settings
@@ -68,6 +76,8 @@ class ModelServer:
         self._loading: dict[tuple[str, int], asyncio.Task] = {}
         self._preload: list[tuple[str, str]] = []
         self._watcher: asyncio.Task | None = None
+        self._broken: dict[tuple[str, int], tuple[str, float]] = {}  # version -> (reason, retry after)
+        self._problems: dict[tuple[str, str], str] = {}  # served alias -> why it is not (or no longer) moving
         self.startup_error: str | None = None
 
     # ------------------------------------------------------------ lifecycle
@@ -75,20 +85,32 @@ class ModelServer:
     async def start(self) -> None:
         """Loads the configured models (all with the default alias if none are named), then watches."""
         alias = self.settings.default_alias
+        errors = []
         try:
             names = self.settings.serve_models or [
                 name for name in await asyncio.to_thread(self.registry.models) if self._has_alias(name, alias)
             ]
             self._preload = [(name, alias) for name in names]
-            for name, alias in self._preload:
+        except Exception as e:  # readyz reports it; the service stays up
+            errors.append(f"{type(e).__name__}: {e}")
+        for name, alias in self._preload:  # one model failing never stops the others
+            try:
                 await self.get(name, alias=alias)
-        except Exception as e:  # readyz reports it; the service stays up for other models
-            self.startup_error = f"{type(e).__name__}: {e}"
+            except BrokenModel as e:  # readyz names it; the watcher retries it
+                self._problems[(name, alias)] = f"broken: {e}"
+                log.error("not serving %s@%s: %s", name, alias, e)
+            except Exception as e:
+                errors.append(f"{type(e).__name__}: {e}")
+        if errors:
+            self.startup_error = "; ".join(errors)
             log.error("could not load the served models: %s", self.startup_error)
         self._watcher = asyncio.get_running_loop().create_task(self._watch(), name="alias-watcher")
 
     def _has_alias(self, name: str, alias: str) -> bool:
-        return self.registry.alias(name, alias) is not None
+        try:
+            return self.registry.alias(name, alias) is not None
+        except BrokenModel:  # a corrupt alias file: served, and reported as broken
+            return True
 
     async def stop(self) -> None:
         if self._watcher:
@@ -99,14 +121,28 @@ class ModelServer:
         self._loaded.clear()
 
     def readiness(self) -> tuple[bool, dict[str, str]]:
-        """Ready when every preloaded alias is loaded and warm; the dict says what each one is."""
+        """Ready when every preloaded alias is loaded and warm or broken, and at least one serves.
+
+        A broken served alias is reported with its reason but does not make the process
+        unready: the healthy models it serves keep taking traffic.
+        """
         status = {}
+        serving = False
+        pending = False
         for name, alias in self._preload:
             version = self._aliases.get((name, alias))
-            status[f"{name}@{alias}"] = f"version {version}" if version is not None else "loading"
+            problem = self._problems.get((name, alias))
+            if version is not None:
+                serving = True
+                status[f"{name}@{alias}"] = f"version {version}" + (f" ({problem})" if problem else "")
+            elif problem:
+                status[f"{name}@{alias}"] = problem
+            else:
+                pending = True
+                status[f"{name}@{alias}"] = "loading"
         if self.startup_error:
             status["error"] = self.startup_error
-        ready = not self.startup_error and bool(self._preload) and all(v != "loading" for v in status.values())
+        ready = not self.startup_error and serving and not pending
         if not self._preload and not self.startup_error:
             status["error"] = f"no model has the alias {self.settings.default_alias!r} under {self.registry.root}"
         return ready, status
@@ -141,19 +177,42 @@ class ModelServer:
         if key in self._loaded:
             self._loaded.move_to_end(key)
             return self._loaded[key]
+        broken = self._broken.get(key)
+        if broken is not None and time.monotonic() < broken[1]:  # a fresh error each time: no growing traceback
+            raise BrokenModel(broken[0])
         if key not in self._loading:  # one load per version, however many requests wait for it
             self._loading[key] = asyncio.get_running_loop().create_task(self._load(name, version))
         try:
             return await asyncio.shield(self._loading[key])
+        except BrokenModel as e:
+            if key not in self._broken or self._broken[key][1] <= time.monotonic():
+                log.error("%s; not trying it again for %.0fs", e, self.broken_retry_s)
+            self._broken[key] = (str(e), time.monotonic() + self.broken_retry_s)
+            raise
         finally:
             if self._loading.get(key) is not None and self._loading[key].done():
                 self._loading.pop(key, None)
 
     async def _load(self, name: str, version: int) -> LoadedModel:
         started = time.monotonic()
-        card = await asyncio.to_thread(self.registry.card, name, version)  # RegistryError if it does not exist
-        uri = storage.join(self.registry.version_uri(name, version), SAVED_MODEL_DIR)
-        module = await asyncio.to_thread(inference.load, await asyncio.to_thread(local_saved_model, uri))
+        # RegistryError if it does not exist; BrokenModel for a corrupt card or no saved_model.pb
+        resolved = await asyncio.to_thread(self.registry.resolve, name, None, version)
+        card = resolved.card
+        local_path = await asyncio.to_thread(local_saved_model, resolved.saved_model_uri)
+        broken = f"model {name!r} version {version} is broken"
+        try:
+            module = await asyncio.to_thread(inference.load, local_path)
+        except Exception as e:  # a corrupt graph or variables: the version is at fault, not the request
+            raise BrokenModel(f"{broken}: its SavedModel does not load: {describe(e)}") from e
+        image = warmup_image(card.image_size)
+        for size in sorted({1, self.settings.max_batch_size}):  # first calls of each shape are slow
+            try:
+                results = await asyncio.to_thread(inference.predict_images, module, [image] * size)
+            except Exception as e:  # e.g. no serving signature
+                raise BrokenModel(f"{broken}: it fails on a warm-up image: {describe(e)}") from e
+            failed = next((r for r in results if isinstance(r, ImageError)), None)
+            if failed is not None:  # the warm-up image is valid, so the model is at fault
+                raise BrokenModel(f"{broken}: it fails on a warm-up image: {describe(failed)}")
         label = f"{name}/v{version}"
         batcher = DynamicBatcher(
             lambda images: inference.predict_images(module, images),
@@ -166,9 +225,6 @@ class ModelServer:
             ),
             on_queue=lambda delta: self.metrics.queue_depth.labels(name).inc(delta),
         )
-        image = warmup_image(card.image_size)
-        for size in sorted({1, self.settings.max_batch_size}):  # first calls of each shape are slow
-            await asyncio.to_thread(inference.predict_images, module, [image] * size)
         model = LoadedModel(name, version, card, batcher, module)
         self._loaded[(name, version)] = model
         self.metrics.loaded_versions.set(len(self._loaded))
@@ -178,6 +234,7 @@ class ModelServer:
 
     def _point(self, name: str, alias: str, version: int) -> None:
         self._aliases[(name, alias)] = version
+        self._problems.pop((name, alias), None)
         self.metrics.model_version.labels(name, alias).set(version)
 
     async def _evict(self, keep: tuple[str, int]) -> None:
@@ -214,14 +271,37 @@ class ModelServer:
             except Exception:  # a registry hiccup must not kill the watcher
                 log.exception("alias check failed; serving what is loaded")
 
+    def _note_problem(self, key: tuple[str, str], problem: str) -> None:
+        if self._problems.get(key) != problem:  # log a change, not every check
+            log.error("%s@%s: %s", *key, problem)
+        self._problems[key] = problem
+
     async def check_aliases(self) -> None:
+        """Moves each served alias to the version it now names; a broken one only affects itself."""
+        for name, alias in self._preload:  # served aliases that never loaded: try again (the broken cache paces it)
+            if (name, alias) in self._problems and (name, alias) not in self._aliases:
+                try:
+                    await self.get(name, alias=alias)
+                except BrokenModel as e:
+                    self._note_problem((name, alias), f"broken: {e}")
+                except Exception as e:
+                    self._note_problem((name, alias), f"{type(e).__name__}: {e}")
         for (name, alias), current in list(self._aliases.items()):
-            version = await asyncio.to_thread(self.registry.alias, name, alias)
+            try:
+                version = await asyncio.to_thread(self.registry.alias, name, alias)
+            except BrokenModel as e:
+                self._note_problem((name, alias), f"still serving it: {e}")
+                continue
             if version is None or version == current:
+                if version == current:
+                    self._problems.pop((name, alias), None)
                 continue
             log.info("%s@%s moved from v%d to v%d: loading it", name, alias, current, version)
             try:
                 await self._ensure_loaded(name, version)
+            except BrokenModel as e:
+                self._note_problem((name, alias), f"not moving to version {version}: {e}")
+                continue
             except Exception:
                 log.exception("could not load %s/v%d; still serving v%d", name, version, current)
                 continue

@@ -1,4 +1,8 @@
-"""What models the registry has: versions, aliases, label spec and recorded metrics."""
+"""What models the registry has: versions, aliases, label spec and recorded metrics.
+
+A broken version (corrupt card, missing SavedModel) or a corrupt alias file is listed
+under ``broken`` / ``broken_aliases`` with the reason; the healthy ones still answer 200.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,24 @@ from fastapi import APIRouter
 from api import deps
 from api.schemas import ErrorResponse, ModelDetail, ModelList, ModelSummary, ModelVersionInfo
 from api.serving import ModelServer
-from models.registry import ModelRegistry, RegistryError
+from models.errors import BrokenModel
+from models.registry import ModelRegistry, RegistryError, VersionStatus
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
-def _summary(registry: ModelRegistry, server: ModelServer, name: str) -> ModelSummary:
-    return ModelSummary(
+def _summary(registry: ModelRegistry, server: ModelServer, name: str) -> tuple[ModelSummary, list[VersionStatus]]:
+    statuses = registry.inspect(name)
+    aliases, broken_aliases = registry.alias_table(name)
+    summary = ModelSummary(
         name=name,
-        aliases=registry.aliases(name),
-        versions=registry.versions(name),
+        aliases=aliases,
+        versions=[s.version for s in statuses],
         served=server.served().get(name, {}),
+        broken={s.version: s.reason for s in statuses if not s.ok},
+        broken_aliases=broken_aliases,
     )
+    return summary, statuses
 
 
 @router.get("", response_model=ModelList, responses={401: {"model": ErrorResponse}})
@@ -33,7 +43,7 @@ async def list_models(
 
     def read() -> ModelList:
         names = [name for name in registry.models() if principal.allows(name)]
-        return ModelList(models=[_summary(registry, server, name) for name in names])
+        return ModelList(models=[_summary(registry, server, name)[0] for name in names])
 
     return await asyncio.to_thread(read)
 
@@ -51,14 +61,17 @@ async def get_model(
     """A model's versions and aliases, with the label spec of its default version."""
 
     def read() -> ModelDetail:
-        summary = _summary(registry, server, name)
+        summary, statuses = _summary(registry, server, name)
         if not summary.versions:
             raise RegistryError(f"no model named {name!r}")
         by_version: dict[int, list[str]] = {}
         for alias, version in summary.aliases.items():
             by_version.setdefault(version, []).append(alias)
-        cards = {v: registry.card(name, v) for v in summary.versions}
-        shown = cards[summary.aliases.get(server.settings.default_alias, summary.versions[-1])]
+        cards = {s.version: s.card for s in statuses if s.ok and s.card is not None}
+        if not cards:
+            reasons = "; ".join(summary.broken.values())
+            raise BrokenModel(f"every version of model {name!r} is broken: {reasons}")
+        shown = cards.get(summary.aliases.get(server.settings.default_alias, -1)) or cards[max(cards)]
         return ModelDetail(
             **summary.model_dump(),
             label_spec=shown.label_spec,

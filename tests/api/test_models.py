@@ -6,7 +6,16 @@ from __future__ import annotations
 def test_list_shows_each_model_with_its_aliases_and_served_version(make_client):
     body = make_client().get("/v1/models").json()
     assert body == {
-        "models": [{"name": "colours", "aliases": {"production": 1}, "versions": [1], "served": {"production": 1}}]
+        "models": [
+            {
+                "name": "colours",
+                "aliases": {"production": 1},
+                "versions": [1],
+                "served": {"production": 1},
+                "broken": {},
+                "broken_aliases": {},
+            }
+        ]
     }
 
 
