@@ -45,6 +45,9 @@ def test_readyz_reports_a_broken_served_model_and_the_healthy_one_still_serves(m
     broken = client.post("/v1/models/shades:classify", files=RED)
     assert broken.status_code == 503 and broken.json()["code"] == "broken_model"
     assert broken.json()["detail"].startswith("model 'shades' version 1 is broken: model.json is not valid JSON")
+    ModelRegistry(str(registry_root)).set_alias("shades", "production", _copy_version(registry_root, "shades"))
+    _wait_for(client, "shades@production", "version 2")  # the watcher retries it: fixed without a restart
+    assert client.post("/v1/models/shades:classify", files=RED).json()["model_version"] == 2
 
 
 def test_readyz_is_503_when_every_served_model_is_broken(api_settings, registry_root):
