@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.label_spec import LabelSpec
+from models.registry import NAME_PATTERN
 
 
 class ErrorResponse(BaseModel):
@@ -97,8 +98,12 @@ class BatchJobRequest(BaseModel):
     input_csv: str = Field(description="CSV with an image_uri column, under an allowed prefix.")
     output_uri: str = Field(description="Where the predictions go (a file path or prefix), under an allowed prefix.")
     format: OutputFormat = OutputFormat.CSV
-    model: str | None = Field(None, description="Model name; the registry's only model if omitted.")
-    alias: str | None = Field(None, description="Alias to resolve when the job starts (default production).")
+    model: str | None = Field(
+        None, pattern=NAME_PATTERN, description="Model name; the registry's only model if omitted."
+    )
+    alias: str | None = Field(
+        None, pattern=NAME_PATTERN, description="Alias to resolve when the job starts (default production)."
+    )
     version: int | None = Field(None, ge=1, description="A fixed version instead of an alias.")
 
 
