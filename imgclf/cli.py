@@ -51,43 +51,35 @@ def _classify(argv: list[str]) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    """List, show or roll back; a broken version or alias is reported with its reason, never a traceback."""
-    from models.errors import ImgclfError, exit_code
-    from models.registry import ModelRegistry, RegistryError
+    """List, show or roll back; a broken version or alias is listed with its reason (main() maps failures)."""
+    from models.registry import ModelRegistry
 
     registry = ModelRegistry(args.model_root or get_settings().model_root)
-    try:
-        if args.action == "rollback":
-            name = args.name or registry.default_model()
-            current = registry.alias(name, args.alias or "production")
-            version = registry.rollback(name, args.alias or "production")
-            print(f"{name}: {args.alias or 'production'} moved from v{current} back to v{version}")
-            return 0
-        if args.action == "list":
-            names = registry.models()
-            if not names:
-                print(f"no models under {registry.root}")
-            for name in names:
-                statuses = registry.inspect(name)
-                aliases, broken_aliases = registry.alias_table(name)
-                print(
-                    f"{name}: versions {[s.version for s in statuses]}, aliases "
-                    f"{', '.join(f'{a}={v}' for a, v in sorted(aliases.items())) or 'none'}"
-                )
-                # each reason names itself: "model 'x' version 2 is broken: ...", "alias 'y' of model 'x' ..."
-                for reason in [s.reason for s in statuses if not s.ok] + sorted(broken_aliases.values()):
-                    print(f"  {reason}")
-            return 0
+    if args.action == "rollback":
         name = args.name or registry.default_model()
-        resolved = registry.resolve(name, args.alias, args.version)
-        print(json.dumps({"aliases": registry.aliases(name), **resolved.card.model_dump(mode="json")}, indent=2))
+        current = registry.alias(name, args.alias or "production")
+        version = registry.rollback(name, args.alias or "production")
+        print(f"{name}: {args.alias or 'production'} moved from v{current} back to v{version}")
         return 0
-    except RegistryError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except ImgclfError as e:  # a broken version or alias (exit 5), storage that cannot be written, ...
-        print(f"error: {e}", file=sys.stderr)
-        return exit_code(e)
+    if args.action == "list":
+        names = registry.models()
+        if not names:
+            print(f"no models under {registry.root}")
+        for name in names:
+            statuses = registry.inspect(name)
+            aliases, broken_aliases = registry.alias_table(name)
+            print(
+                f"{name}: versions {[s.version for s in statuses]}, aliases "
+                f"{', '.join(f'{a}={v}' for a, v in sorted(aliases.items())) or 'none'}"
+            )
+            # each reason names itself: "model 'x' version 2 is broken: ...", "alias 'y' of model 'x' ..."
+            for reason in [s.reason for s in statuses if not s.ok] + sorted(broken_aliases.values()):
+                print(f"  {reason}")
+        return 0
+    name = args.name or registry.default_model()
+    resolved = registry.resolve(name, args.alias, args.version)
+    print(json.dumps({"aliases": registry.aliases(name), **resolved.card.model_dump(mode="json")}, indent=2))
+    return 0
 
 
 def _retrain(args: argparse.Namespace) -> int:

@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import tempfile
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -86,10 +85,6 @@ def _card_problem(e: ValidationError) -> str:
     return describe(ValueError(f"{CARD_FILE} is not a valid model card: {'; '.join(parts)}{more}"))
 
 
-def _local(uri: str) -> str:
-    return uri.removeprefix("file://")
-
-
 def _remove_quietly(uris: list[str]) -> None:
     """Best effort: a cleanup that fails leaves files a reader ignores (no model.json), nothing worse."""
     for uri in uris:
@@ -100,30 +95,11 @@ def _remove_quietly(uris: list[str]) -> None:
 
 def _prune_empty_dirs(top: str) -> None:
     """Removes empty folders under a local ``top`` (and ``top``), deepest first."""
-    if not storage.is_local(top) or not os.path.isdir(_local(top)):
+    if not storage.is_local(top) or not os.path.isdir(storage.local_path(top)):
         return
-    for folder, _, _ in sorted(os.walk(_local(top)), key=lambda w: -len(w[0])):
+    for folder, _, _ in sorted(os.walk(storage.local_path(top)), key=lambda w: -len(w[0])):
         with contextlib.suppress(OSError):
             os.rmdir(folder)
-
-
-def _replace_atomically(uri: str, data: bytes) -> None:
-    """Readers see the old content or the new, never a partial file, and no temporary file stays behind.
-
-    Locally a temporary file is renamed over the target (removed again if anything fails);
-    a GCS object is replaced whole by a single upload, which is already atomic.
-    """
-    if not storage.is_local(uri):
-        storage.write_bytes(uri, data)
-        return
-    tmp = f"{uri}.tmp-{uuid.uuid4().hex}"
-    try:
-        storage.write_bytes(tmp, data)
-        os.replace(_local(tmp), _local(uri))
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(_local(tmp))
-        raise
 
 
 def _reason(e: BaseException) -> str:
@@ -219,7 +195,7 @@ class ModelRegistry:
         if version not in self.versions(name):
             raise RegistryError(f"model {name!r} has no version {version}")
         try:
-            _replace_atomically(self._path(name, "aliases", alias), f"{version}\n".encode())
+            storage.replace_atomically(self._path(name, "aliases", alias), f"{version}\n".encode())
         except OSError as e:
             raise Unavailable(
                 f"could not point alias {alias!r} of {name} at version {version} under {self.root}: {_reason(e)}"
@@ -259,7 +235,7 @@ class ModelRegistry:
                 written.append(uri)
                 storage.write_bytes(uri, path.read_bytes())
             card = card.model_copy(update={"version": version})
-            _replace_atomically(storage.join(dest, CARD_FILE), card.model_dump_json(indent=2).encode())
+            storage.replace_atomically(storage.join(dest, CARD_FILE), card.model_dump_json(indent=2).encode())
         except Exception as e:  # GCS client errors are not all OSErrors: clean up after any of them
             _remove_quietly([storage.join(dest, CARD_FILE), *reversed(written)])
             _prune_empty_dirs(dest)

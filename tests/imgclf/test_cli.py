@@ -114,4 +114,4 @@ def test_retrain_twice_then_roll_back(tmp_path, env):
     assert "pushed: v2 is production" in imgclf("retrain", "--config", str(tmp_path / "retrain.yaml"), env=env).stdout
     assert "production moved from v2 back to v1" in imgclf("models", "rollback", "rb", env=env).stdout
     refused = imgclf("models", "rollback", "rb", env=env, check=False)
-    assert refused.returncode == 2 and "no earlier version" in refused.stderr
+    assert refused.returncode == 3 and "no earlier version" in refused.stderr
