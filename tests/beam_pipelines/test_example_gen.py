@@ -71,3 +71,20 @@ def test_both_pipelines_options_parse_together():
 
     options = PipelineOptions(["--max_image_bytes=5", "--manifest=m.csv"])
     assert options.get_all_options()["max_image_bytes"] == 5
+
+
+def test_an_unusable_manifest_row_is_listed_as_unreadable_not_dropped(tmp_path):
+    rows = write_colour_dataset(tmp_path, ["red"], 2)
+    lines = [f"{rel},red,train\n".encode() for rel, _ in rows]
+    lines.append(b"caf\xe9.png,red,train\n")  # not UTF-8
+    lines.append(b"red/0.png,red,train,one too many\n")
+    (tmp_path / "m.csv").write_bytes(b"image_uri,labels,split\n" + b"".join(lines))
+    out = tmp_path / "examples"
+    options = PipelineOptions([f"--runner={LOCAL_RUNNER}", f"--manifest={tmp_path / 'm.csv'}", f"--output_dir={out}"])
+    with TestPipeline(options=options) as p:
+        example_gen.build_pipeline(p, options)
+
+    assert len(_read(out, "train")) == 2
+    with open(out / "unreadable.csv", newline="") as f:
+        bad = sorted(r["error"] for r in csv.DictReader(f))
+    assert len(bad) == 2 and all(e.startswith("invalid_row: line ") for e in bad)
