@@ -24,7 +24,7 @@ import apache_beam as beam
 from models import storage
 from models.errors import InvalidInput, describe
 from models.manifest import resolve_uri
-from models.prediction import ErrorCode
+from models.prediction import ErrorCode, ImageError
 
 FIELD_LIMIT = 1024 * 1024  # characters per cell: larger cells are bad rows, not memory blow-ups
 AUTO = "auto"
@@ -69,7 +69,7 @@ class InputRow:
     read_uri: str
     extra: dict[str, str] = field(default_factory=dict, hash=False)
     line: int = field(default=0, compare=False)  # where the row starts in the file, for messages
-    error: str | None = field(default=None, compare=False)  # '<code>: <message>' for a bad row
+    error: ImageError | None = field(default=None, compare=False)  # an invalid_row error for a bad row
 
 
 def open_text(path: str, fmt: CsvFormat = CsvFormat()) -> TextIO:
@@ -135,7 +135,7 @@ def to_input_row(cells: list[str], columns: list[str], base_dir: str, line: int)
     values = dict(zip(columns, cells, strict=False))
     uri = values.pop("image_uri")  # kept as written: the record echoes it; surrounding spaces are not read
     if error:
-        return InputRow(uri, "", values, line, f"{ErrorCode.INVALID_ROW.value}: {error}")
+        return InputRow(uri, "", values, line, ImageError(ErrorCode.INVALID_ROW, error))
     return InputRow(uri, resolve_uri(uri.strip(), base_dir) if uri.strip() else "", values, line)
 
 
@@ -151,7 +151,7 @@ def iter_rows(text: TextIO, columns: list[str], base_dir: str, fmt: CsvFormat = 
             return
         except csv.Error as e:  # e.g. a field over FIELD_LIMIT: that row is bad, the rest goes on
             empty = {c: "" for c in columns if c != "image_uri"}
-            yield InputRow("", "", empty, line, f"{ErrorCode.INVALID_ROW.value}: line {line}: {describe(e)}")
+            yield InputRow("", "", empty, line, ImageError(ErrorCode.INVALID_ROW, f"line {line}: {describe(e)}"))
             continue
         if not cells:  # a blank line
             continue

@@ -68,8 +68,7 @@ class _ToExample(beam.DoFn):
         row, labels, split, source = merged
         try:
             if row.error:  # a row the CSV reader could not use
-                code, _, message = row.error.partition(": ")
-                raise ImageError(ErrorCode(code), message)
+                raise row.error
             data = read_image(row.read_uri, self.max_bytes)
             width, height = check_image(data, self.max_bytes, self.max_pixels)
             try:

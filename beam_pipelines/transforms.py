@@ -24,7 +24,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from beam_pipelines.csv_input import CsvFormat, CsvInputError, InputRow, ReadCsvRows, read_header
+from beam_pipelines.csv_input import InputRow
 from beam_pipelines.model_handler import SavedModelImageHandler
 from models import storage
 from models.errors import ImgclfError
@@ -69,9 +69,6 @@ class ImageLimitOptions(PipelineOptions):
         )
 
 
-__all__ = ["CsvFormat", "CsvInputError", "InputRow", "ReadCsvRows", "read_header"]  # re-exported for pipelines
-
-
 @dataclass(frozen=True)
 class ReadPolicy:
     """Where rows may point: ``allowed`` prefixes (empty: anywhere), never inside ``internal`` stores.
@@ -101,8 +98,7 @@ class _ReadImage(beam.DoFn):
     def process(self, row: InputRow) -> Iterator:
         try:
             if row.error:
-                code, _, message = row.error.partition(": ")
-                raise ImageError(ErrorCode(code), message)
+                raise row.error
             uri = self.policy.check(row.read_uri) if row.read_uri else row.read_uri
             data = read_image(uri, self.max_bytes)
             check_image(data, self.max_bytes, self.max_pixels)
