@@ -39,7 +39,7 @@ from beam_pipelines.transforms import (
 )
 from models import storage
 from models.errors import ImgclfError, InvalidInput, Unavailable, describe, exit_code
-from models.locations import check_output
+from models.locations import check_allowed, check_output
 from models.logging_setup import configure_logging
 from models.registry import ModelRegistry, ResolvedModel
 from models.settings import get_settings
@@ -159,6 +159,9 @@ def plan(options: PipelineOptions) -> BatchPlan:
     if not opts.input or not opts.output:
         raise InvalidInput("an input CSV and an output file are both required")
     internal = internal_stores(opts)
+    policy = ReadPolicy(_split(opts.allowed_read_prefixes), tuple(internal.items()))
+    if policy.allowed:  # the CSV itself is read on the caller's behalf too
+        check_allowed(opts.input, policy.allowed, "input", internal)
     check_output(opts.output, inputs=[opts.input], internal=internal)
     csv_format = CsvFormat(opts.input_encoding, opts.input_delimiter)
     columns = read_header(opts.input, csv_format)
@@ -169,7 +172,6 @@ def plan(options: PipelineOptions) -> BatchPlan:
     num_shards = opts.num_shards
     if num_shards is None:
         num_shards = 1 if storage.size(opts.input) <= SINGLE_FILE_MAX_INPUT_BYTES else 0
-    policy = ReadPolicy(_split(opts.allowed_read_prefixes), tuple(internal.items()))
     _check_writable(opts.output)
     return BatchPlan(model, columns, output_format, num_shards, csv_format, policy, temporary_stem(opts.output))
 
