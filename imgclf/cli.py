@@ -246,7 +246,10 @@ def _hint(error: ImgclfError) -> str | None:
     from models.registry import RegistryError
 
     if isinstance(error, RegistryError):
-        return "`imgclf models list` shows the models, versions and aliases there are"
+        return (
+            "`imgclf models list` shows the models, versions and aliases there are; name one with --model, "
+            "--alias or --model_version (`imgclf train` makes a new one)"
+        )
     return None
 
 

@@ -253,11 +253,9 @@ class ModelRegistry:
             alias = alias or "production"
             version = self.alias(name, alias)
             if version is None:
-                known = self.aliases(name)
-                raise RegistryError(
-                    f"model {name!r} has no alias {alias!r} (aliases: {known or 'none'}); "
-                    "pass --version N or another --alias"
-                )
+                if not self.versions(name):
+                    raise RegistryError(f"no model named {name!r} under {self.root}")
+                raise RegistryError(f"model {name!r} has no alias {alias!r} (aliases: {self.aliases(name) or 'none'})")
         card = self.card(name, version)
         uri = storage.join(self.version_uri(name, version), SAVED_MODEL_DIR)
         if not storage.exists(storage.join(uri, SAVED_MODEL_FILE)):  # one cheap call; loading finds the rest
@@ -273,8 +271,8 @@ class ModelRegistry:
         if len(names) == 1:
             return names[0]
         if not names:
-            raise RegistryError(f"no models under {self.root}; train one with `imgclf train`")
-        raise RegistryError(f"several models under {self.root} ({names}); pick one with --model")
+            raise RegistryError(f"no models under {self.root}")
+        raise RegistryError(f"several models under {self.root} ({names}); name the one to use")
 
 
 def local_saved_model(uri: str, cache_dir: str | None = None) -> str:

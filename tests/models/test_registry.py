@@ -71,6 +71,8 @@ def test_resolve_explains_what_is_missing(tmp_path, saved_model_dir):
     registry.register(_card("b"), saved_model_dir)
     with pytest.raises(RegistryError, match="several models"):
         registry.resolve()
+    with pytest.raises(RegistryError, match="no model named 'nope'"):
+        registry.resolve("nope")
     assert registry.resolve("a", version=1).name == "a"
 
 
