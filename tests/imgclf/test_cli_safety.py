@@ -1,11 +1,17 @@
 """`imgclf classify` as a user (or a careless script) runs it: nothing it did not create is
-destroyed, bad input is a clear message or an error record, and nothing hangs or crashes."""
+destroyed, bad input is a clear message or an error record, and nothing hangs or crashes.
+
+Runs that do work, or that could hang, go through the installed command in a subprocess;
+refusals, which happen before any work, call the same ``main()`` in-process (each
+subprocess costs a TensorFlow import).
+"""
 
 from __future__ import annotations
 
 import csv
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -44,6 +50,25 @@ def _refused(result, code: int, words: str) -> None:
     assert words in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.fixture
+def classify(env, monkeypatch, capsys):
+    """``imgclf classify ARGS`` through the command's own main(), in this process."""
+    from imgclf.cli import main
+    from models.settings import get_settings
+
+    for key in ("IMGCLF_MODEL_ROOT", "IMGCLF_DATA_DIR"):
+        monkeypatch.setenv(key, env[key])
+    get_settings.cache_clear()
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        code = main(["classify", *args])
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["imgclf", "classify", *args], code, out, err)
+
+    yield run
+    get_settings.cache_clear()
+
+
 def test_an_output_naming_an_existing_folder_is_refused_and_the_folder_kept(tmp_path, env, two):
     folder = tmp_path / "some_dir"
     (folder / "keep").mkdir(parents=True)
@@ -54,27 +79,25 @@ def test_an_output_naming_an_existing_folder_is_refused_and_the_folder_kept(tmp_
     assert _tree(folder) == before
 
 
-def test_the_input_as_output_is_refused(env, two):
+def test_the_input_as_output_is_refused(classify, two):
     before = two.read_bytes()
-    result = imgclf("classify", "--input", str(two), "--output", f"file://{two}", env=env, check=False)
+    result = classify("--input", str(two), "--output", f"file://{two}")
     _refused(result, 2, "is the input file")
     assert two.read_bytes() == before
 
 
 @pytest.mark.parametrize("where", ["", "colours", "colours/aliases/production"])
-def test_an_output_inside_the_registry_is_refused(env, two, registry, where):
+def test_an_output_inside_the_registry_is_refused(classify, two, registry, where):
     before = _tree(registry)
     output = str(registry / where) if where else str(registry)
-    result = imgclf("classify", "--input", str(two), "--output", output, env=env, check=False)
+    result = classify("--input", str(two), "--output", output)
     _refused(result, 4, "inside the model registry")
     assert _tree(registry) == before
 
 
-def test_an_unwritable_output_is_one_clear_line(tmp_path, env, two):
+def test_an_unwritable_output_is_one_clear_line(tmp_path, classify, two):
     (tmp_path / "a_file").write_text("x")
-    result = imgclf(
-        "classify", "--input", str(two), "--output", str(tmp_path / "a_file" / "out.csv"), env=env, check=False
-    )
+    result = classify("--input", str(two), "--output", str(tmp_path / "a_file" / "out.csv"))
     _refused(result, 2, "cannot write the output")
     assert (tmp_path / "a_file").read_text() == "x"
 
@@ -136,15 +159,15 @@ def test_a_messy_csv_gives_one_record_per_row_and_keeps_every_value(tmp_path, en
     assert len(oversized) == 1 and "field larger than field limit" in oversized[0]["error"]
 
 
-def test_a_corrupt_model_card_or_a_missing_saved_model_is_a_clear_error(env, two, registry, tmp_path):
+def test_a_corrupt_model_card_or_a_missing_saved_model_is_a_clear_error(classify, two, registry, tmp_path):
     version = registry / "colours" / "versions" / "1"
     good_card = (version / "model.json").read_text()
     (version / "model.json").write_text("{ not json")
-    result = imgclf("classify", "--input", str(two), "--output", str(tmp_path / "o.csv"), env=env, check=False)
+    result = classify("--input", str(two), "--output", str(tmp_path / "o.csv"))
     _refused(result, 5, "'colours' version 1")
 
     (version / "model.json").write_text(good_card)
     shutil.rmtree(version / "saved_model")
-    result = imgclf("classify", "--input", str(two), "--output", str(tmp_path / "o.csv"), env=env, check=False)
+    result = classify("--input", str(two), "--output", str(tmp_path / "o.csv"))
     _refused(result, 5, "'colours' version 1")
     assert not (tmp_path / "o.csv").exists()
