@@ -42,3 +42,32 @@ def test_a_symlink_pointing_outside_is_refused(tmp_path):
     os.symlink("/etc", allowed / "escape")
     with pytest.raises(UriNotAllowed):
         check_allowed(str(allowed / "escape" / "passwd"), [str(allowed)])
+
+
+def test_an_output_is_refused_when_it_is_a_folder_the_input_or_inside_a_store(tmp_path):
+    from models.locations import OutputRefused, check_output
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "in.csv").write_text("image_uri\n")
+    stores = {"the model registry": str(tmp_path / "models")}
+    with pytest.raises(OutputRefused, match="existing folder"):
+        check_output(str(tmp_path / "results"))
+    with pytest.raises(OutputRefused, match="is the input"):
+        check_output(f"file://{tmp_path}/in.csv", inputs=[str(tmp_path / "in.csv")])
+    with pytest.raises(UriNotAllowed, match="inside the model registry"):
+        check_output(str(tmp_path / "models" / "m" / "aliases" / "production"), internal=stores)
+    os.symlink(tmp_path / "models", tmp_path / "innocent")
+    with pytest.raises(UriNotAllowed, match="inside the model registry"):
+        check_output(str(tmp_path / "innocent" / "out.csv"), internal=stores)
+    check_output(str(tmp_path / "results" / "p.csv"), inputs=[str(tmp_path / "in.csv")], internal=stores)
+
+
+def test_a_gcs_prefix_with_objects_under_it_counts_as_a_folder(gcs_emulator):
+    from models import storage
+    from models.locations import OutputRefused, check_output
+
+    storage.write_text("gs://bucket/outfolder/keep.csv", "mine")
+    with pytest.raises(OutputRefused, match="existing folder"):
+        check_output("gs://bucket/outfolder")
+    check_output("gs://bucket/outfolder/new.csv")
+    assert storage.read_text("gs://bucket/outfolder/keep.csv") == "mine"
