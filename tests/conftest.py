@@ -44,6 +44,14 @@ def trained_registry(tmp_path_factory, colour_data) -> Path:
     return root
 
 
+@pytest.fixture
+def registry_root(tmp_path, trained_registry) -> Path:
+    """A copy of the session's registry ('colours' v1, production) this test may change."""
+    root = tmp_path / "registry"
+    shutil.copytree(trained_registry, root)
+    return root
+
+
 @pytest.fixture(scope="session")
 def gcs_emulator():
     """A real GCS emulator on loopback with bucket 'bucket'; yields its URL.

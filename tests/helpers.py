@@ -50,6 +50,11 @@ def tiny_train_config(**overrides):
     return TrainConfig(**{**defaults, **overrides})
 
 
+def file_tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` with its bytes: equal before and after means nothing was touched."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -7,10 +7,8 @@ under a real uvicorn on loopback for the tests that need real concurrency.
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -20,14 +18,6 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import ApiSettings
 from tests.helpers import free_port
-
-
-@pytest.fixture
-def registry_root(tmp_path, trained_registry) -> Path:
-    """A copy of the session's registry ('colours' v1, production) this test may change."""
-    root = tmp_path / "registry"
-    shutil.copytree(trained_registry, root)
-    return root
 
 
 @pytest.fixture

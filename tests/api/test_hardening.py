@@ -17,11 +17,7 @@ import pytest
 from api.settings import ApiSettings
 from models.locations import UriNotAllowed, check_allowed
 from tests.api.conftest import ServerThread
-from tests.helpers import colour_image, write_csv
-
-
-def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+from tests.helpers import colour_image, file_tree, write_csv
 
 
 def _wait(client, job_id: str, timeout: float = 180) -> dict:
@@ -49,7 +45,7 @@ def live(api_settings, tmp_path):
 
 def test_a_batch_job_can_never_write_into_the_registry_or_the_job_store(live, tmp_path, registry_root):
     source = write_csv(tmp_path / "in" / "in.csv", ["image_uri"], [[str(tmp_path / "in" / "x.png")]])
-    before = _tree(registry_root)
+    before = file_tree(registry_root)
     # Even with every folder allowed for writing, internal stores stay out of reach.
     for target in (
         registry_root,
@@ -63,7 +59,7 @@ def test_a_batch_job_can_never_write_into_the_registry_or_the_job_store(live, tm
             check_allowed(str(target), settings.allowed_write_prefixes, "output_uri", settings.internal_stores())
         r = live.post("/v1/batch-jobs", json={"input_csv": str(source), "output_uri": str(target)})
         assert r.status_code == 403, (target, r.text)
-    assert _tree(registry_root) == before
+    assert file_tree(registry_root) == before
     assert live.get("/v1/batch-jobs").json() == {"jobs": []}
 
 

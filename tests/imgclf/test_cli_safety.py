@@ -17,19 +17,13 @@ from pathlib import Path
 import pytest
 
 from beam_pipelines.csv_input import FIELD_LIMIT
-from tests.helpers import colour_image, write_csv
+from tests.helpers import colour_image, file_tree, write_csv
 from tests.imgclf.test_cli import imgclf
 
 
-def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 @pytest.fixture
-def registry(tmp_path, trained_registry) -> Path:
-    root = tmp_path / "models"
-    shutil.copytree(trained_registry, root)
-    return root
+def registry(registry_root) -> Path:
+    return registry_root
 
 
 @pytest.fixture
@@ -73,10 +67,10 @@ def test_an_output_naming_an_existing_folder_is_refused_and_the_folder_kept(tmp_
     folder = tmp_path / "some_dir"
     (folder / "keep").mkdir(parents=True)
     (folder / "keep" / "notes.txt").write_text("mine")
-    before = _tree(folder)
+    before = file_tree(folder)
     result = imgclf("classify", "--input", str(two), "--output", str(folder), env=env, check=False)
     _refused(result, 2, "is an existing folder")
-    assert _tree(folder) == before
+    assert file_tree(folder) == before
 
 
 def test_the_input_as_output_is_refused(classify, two):
@@ -88,11 +82,11 @@ def test_the_input_as_output_is_refused(classify, two):
 
 @pytest.mark.parametrize("where", ["", "colours", "colours/aliases/production"])
 def test_an_output_inside_the_registry_is_refused(classify, two, registry, where):
-    before = _tree(registry)
+    before = file_tree(registry)
     output = str(registry / where) if where else str(registry)
     result = classify("--input", str(two), "--output", output)
     _refused(result, 4, "inside the model registry")
-    assert _tree(registry) == before
+    assert file_tree(registry) == before
 
 
 def test_an_unwritable_output_is_one_clear_line(tmp_path, classify, two):
