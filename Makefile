@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv demo test bench bench-api bench-accuracy serve lint clean
+.PHONY: venv emulators demo test bench bench-api bench-accuracy serve lint clean
 
 $(STAMP): setup.py constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=/path/to/python3.11)"; exit 1; }
@@ -14,12 +14,32 @@ $(STAMP): setup.py constraints.txt
 
 venv: $(STAMP)
 
+# The BigQuery emulator (PyPI bqemulator) pins its own DuckDB, so it gets a venv of its own.
+# DuckDB loads extensions from ~/.duckdb: they are imported from PyPI once, under the HOME
+# imgclf.emulators runs it with, so it starts offline. numpy: its built-in UDFs need it.
+EMU_VENV := .venv-emulators
+EMU_STAMP := $(EMU_VENV)/.installed-stamp
+EMU_PINS := bqemulator==1.4.0 duckdb==1.5.5 duckdb-extensions==1.5.5 duckdb-extension-spatial==1.5.5 \
+	duckdb-extension-avro==1.5.5 numpy==2.4.6
+
+$(EMU_STAMP): Makefile
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=/path/to/python3.11)"; exit 1; }
+	test -x $(EMU_VENV)/bin/python || $(PYTHON) -m venv $(EMU_VENV)
+	$(EMU_VENV)/bin/python -m pip install --quiet $(EMU_PINS)
+	mkdir -p $(EMU_VENV)/home
+	HOME=$(CURDIR)/$(EMU_VENV)/home $(EMU_VENV)/bin/python -c \
+		"from duckdb_extensions import import_extension; import_extension('spatial'); import_extension('avro')"
+	touch $(EMU_STAMP)
+
+## make emulators: the BigQuery emulator's own venv (the Pub/Sub emulator comes with the gcloud SDK)
+emulators: $(EMU_STAMP)
+
 ## make demo: ELPV solar cells -> train -> batch-classify the held-out images -> summary
 demo: venv
 	$(PY) -m imgclf.demo
 
-## make test: the whole suite (starts its own GCS emulator on loopback)
-test: venv
+## make test: the whole suite (starts its own GCS, Pub/Sub and BigQuery emulators on loopback)
+test: venv emulators
 	$(PY) -m pytest -q tests
 
 ## make bench: batch throughput, naive loop vs in-graph ceiling vs Beam pipeline
@@ -43,4 +63,4 @@ lint: venv
 	$(PY) -m ruff format --check .
 
 clean:
-	rm -rf $(VENV) var bench/work
+	rm -rf $(VENV) $(EMU_VENV) var bench/work

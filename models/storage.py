@@ -21,14 +21,24 @@ from models.errors import InvalidInput
 
 def use_emulator_if_configured() -> None:
     """With STORAGE_EMULATOR_HOST set, make Beam's GCS client anonymous; otherwise do nothing."""
-    if not os.environ.get("STORAGE_EMULATOR_HOST"):
-        return
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        use_anonymous_beam_credentials()
+
+
+def use_anonymous_beam_credentials() -> None:
+    """Hand Beam anonymous Google credentials, for emulators: it neither searches for real ones nor asks.
+
+    Anonymous credentials rather than none: Beam's GCS client treats both alike, but its
+    apitools BigQuery client, given none, starts an interactive OAuth flow (models.bigquery).
+    """
     try:
         from apache_beam.internal.gcp import auth
     except ImportError:  # pragma: no cover - the gcp extra is a hard dependency
         return
+    from google.auth.credentials import AnonymousCredentials
+
     with auth._Credentials._credentials_lock:
-        auth._Credentials._credentials = None
+        auth._Credentials._credentials = auth._ApitoolsCredentialsAdapter(AnonymousCredentials())
         auth._Credentials._credentials_init = True
 
 
