@@ -22,17 +22,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
+from beam_pipelines.bigquery_sink import WritePredictionsToBigQuery, ensure_dataset, full_table_spec
 from beam_pipelines.csv_input import AUTO, DELIMITERS, CsvFormat, ReadCsvRows, read_header
+from beam_pipelines.options import (
+    BigQueryOutputOptions,
+    ImageLimitOptions,
+    ModelOptions,
+    internal_stores,
+    local_runner_by_default,
+    split_list,
+)
 from beam_pipelines.transforms import (
     METRICS_NAMESPACE,
     ClassifyImages,
-    ImageLimitOptions,
     ReadPolicy,
     WritePredictions,
-    local_runner_by_default,
     output_files,
     remove_temporary_files,
     temporary_stem,
@@ -52,7 +60,6 @@ log = logging.getLogger("imgclf.batch")
 class BatchOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
-        s = get_settings()
         # Not argparse-required: Beam parses every options class for every pipeline in the
         # process, so a required flag here would break unrelated pipelines. plan() checks them.
         parser.add_argument(
@@ -61,7 +68,8 @@ class BatchOptions(PipelineOptions):
         )
         parser.add_argument(
             "--output",
-            help="Output file (local or gs://); '.jsonl' writes JSON lines, anything else CSV.",
+            help="Output file (local or gs://); '.jsonl' writes JSON lines, anything else CSV. "
+            "Optional with --output_table.",
         )
         parser.add_argument(
             "--input_encoding",
@@ -81,22 +89,6 @@ class BatchOptions(PipelineOptions):
             help="Override the format implied by --output's extension.",
         )
         parser.add_argument(
-            "--model",
-            default=s.default_model,
-            help="Model name in the registry (default: IMGCLF_DEFAULT_MODEL, or the only model).",
-        )
-        parser.add_argument("--alias", default=None, help=f"Registry alias to use (default: {s.default_alias}).")
-        parser.add_argument("--model_version", type=int, default=None, help="A version number; overrides --alias.")
-        parser.add_argument(
-            "--model_root", default=s.model_root, help="Registry root, a folder or gs:// prefix (IMGCLF_MODEL_ROOT)."
-        )
-        parser.add_argument(
-            "--top_k", type=int, default=1, help="Multiclass only: how many labels to return per image."
-        )
-        parser.add_argument(
-            "--batch_size", type=int, default=s.batch_size, help="Images per model call (IMGCLF_BATCH_SIZE)."
-        )
-        parser.add_argument(
             "--num_shards",
             type=int,
             default=None,
@@ -104,18 +96,6 @@ class BatchOptions(PipelineOptions):
         )
         parser.add_argument(
             "--progress_every", type=int, default=500, help="Log a progress line every N images (0: never)."
-        )
-        parser.add_argument(
-            "--allowed_read_prefixes",
-            default="",
-            help="Comma-separated prefixes every row's image must lie under (rows outside become "
-            "'not_allowed' records); empty: anywhere this process can read. The API sets it for its jobs.",
-        )
-        parser.add_argument(
-            "--protected_locations",
-            default="",
-            help="Comma-separated extra folders that no output and no row may touch, besides the registry "
-            "and imgclf's own stores under IMGCLF_DATA_DIR.",
         )
         parser.add_argument(
             "--summary_file",
@@ -141,39 +121,36 @@ class BatchPlan:
         return [c for c in self.columns if c != "image_uri"]
 
 
-def _split(value: str | None) -> tuple[str, ...]:
-    return tuple(item.strip() for item in (value or "").split(",") if item.strip())
-
-
-def internal_stores(opts: BatchOptions) -> dict[str, str]:
-    """The registry this run reads, imgclf's own stores, and any protected folder it was given."""
-    stores = {**get_settings().internal_stores(), "the model registry": opts.model_root}
-    for i, location in enumerate(_split(opts.protected_locations)):
-        stores[f"a protected location ({i + 1})"] = location
-    return stores
-
-
 def plan(options: PipelineOptions) -> BatchPlan:
     """Resolves all that can fail before any work starts: the CSV header, the output and the model."""
     opts = options.view_as(BatchOptions)
-    if not opts.input or not opts.output:
-        raise InvalidInput("an input CSV and an output file are both required")
-    internal = internal_stores(opts)
-    policy = ReadPolicy(_split(opts.allowed_read_prefixes), tuple(internal.items()))
+    model_opts = options.view_as(ModelOptions)
+    table = options.view_as(BigQueryOutputOptions).output_table
+    if not opts.input or not (opts.output or table):
+        raise InvalidInput("an input CSV and an output (a file, or a BigQuery table with --output_table) are required")
+    internal = internal_stores(model_opts.model_root, model_opts.protected_locations)
+    policy = ReadPolicy(split_list(model_opts.allowed_read_prefixes), tuple(internal.items()))
     if policy.allowed:  # the CSV itself is read on the caller's behalf too
         check_allowed(opts.input, policy.allowed, "input", internal)
-    check_output(opts.output, inputs=[opts.input], internal=internal)
+    if opts.output:
+        check_output(opts.output, inputs=[opts.input], internal=internal)
     csv_format = CsvFormat(opts.input_encoding, opts.input_delimiter)
     columns = read_header(opts.input, csv_format)
-    model = ModelRegistry(opts.model_root).resolve(
-        opts.model, opts.alias or get_settings().default_alias, opts.model_version
+    model = ModelRegistry(model_opts.model_root).resolve(
+        model_opts.model, model_opts.alias or get_settings().default_alias, model_opts.model_version
     )
-    output_format = opts.output_format or ("jsonl" if opts.output.lower().endswith((".jsonl", ".json")) else "csv")
+    output = opts.output or ""
+    output_format = opts.output_format or ("jsonl" if output.lower().endswith((".jsonl", ".json")) else "csv")
     num_shards = opts.num_shards
     if num_shards is None:
         num_shards = 1 if storage.size(opts.input) <= SINGLE_FILE_MAX_INPUT_BYTES else 0
-    _check_writable(opts.output)
-    return BatchPlan(model, columns, output_format, num_shards, csv_format, policy, temporary_stem(opts.output))
+    if table:
+        table = full_table_spec(table, options.view_as(GoogleCloudOptions).project)
+        ensure_dataset(table)
+    if not output:
+        return BatchPlan(model, columns, output_format, num_shards, csv_format, policy)
+    _check_writable(output)
+    return BatchPlan(model, columns, output_format, num_shards, csv_format, policy, temporary_stem(output))
 
 
 def _check_writable(output: str) -> None:
@@ -193,6 +170,8 @@ def _check_writable(output: str) -> None:
 def build_pipeline(p: beam.Pipeline, options: PipelineOptions, batch_plan: BatchPlan | None = None) -> beam.PCollection:
     """Adds read -> classify -> write to ``p`` and returns the PCollection of records."""
     opts = options.view_as(BatchOptions)
+    model_opts = options.view_as(ModelOptions)
+    bq = options.view_as(BigQueryOutputOptions)
     batch_plan = batch_plan or plan(options)
     records = (
         p
@@ -200,22 +179,40 @@ def build_pipeline(p: beam.Pipeline, options: PipelineOptions, batch_plan: Batch
         | "Classify"
         >> ClassifyImages(
             batch_plan.model,
-            batch_size=opts.batch_size,
-            top_k=opts.top_k,
+            batch_size=model_opts.batch_size,
+            top_k=model_opts.top_k,
             max_image_bytes=options.view_as(ImageLimitOptions).max_image_bytes,
             max_image_pixels=options.view_as(ImageLimitOptions).max_image_pixels,
             progress_every=opts.progress_every,
             read_policy=batch_plan.read_policy,
         )
     )
-    _ = records | "WritePredictions" >> WritePredictions(
-        opts.output,
-        batch_plan.output_format,
-        batch_plan.passthrough_columns,
-        batch_plan.num_shards,
-        temp_stem=batch_plan.temp_stem,
-    )
+    if opts.output:
+        _ = records | "WritePredictions" >> WritePredictions(
+            opts.output,
+            batch_plan.output_format,
+            batch_plan.passthrough_columns,
+            batch_plan.num_shards,
+            temp_stem=batch_plan.temp_stem,
+        )
+    if bq.output_table:
+        refused = records | "WriteToBigQuery" >> WritePredictionsToBigQuery(
+            full_table_spec(bq.output_table, options.view_as(GoogleCloudOptions).project), bq.bigquery_method
+        )
+        _ = refused | "CountRefused" >> beam.ParDo(_CountRefused())
     return records
+
+
+class _CountRefused(beam.DoFn):
+    """A batch has no dead-letter output: refused rows are logged and fail the run (see run())."""
+
+    def setup(self):
+        self.refused = Metrics.counter(METRICS_NAMESPACE, "rows_refused")
+
+    def process(self, refused):
+        table, row, errors = refused
+        self.refused.inc()
+        log.error("%s refused the row for %s: %s", table, row.get("image_uri"), errors)
 
 
 _BEAM_EPILOG = """Beam options pass through unchanged, for example:
@@ -233,20 +230,20 @@ def argument_parser() -> argparse.ArgumentParser:
         epilog=_BEAM_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    BatchOptions._add_argparse_args(parser)
-    ImageLimitOptions._add_argparse_args(parser)
+    for options_class in (BatchOptions, ModelOptions, ImageLimitOptions, BigQueryOutputOptions):
+        options_class._add_argparse_args(parser)
     for action in parser._actions:
-        action.required = action.dest in ("input", "output")
+        action.required = action.dest == "input"
     return parser
 
 
 def counts(result) -> dict[str, int]:
     found = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]
-    totals = {"records_ok": 0, "records_error": 0}
+    totals = {"records_ok": 0, "records_error": 0, "rows_refused": 0}
     for counter in found:
         if counter.key.metric.name in totals:
             totals[counter.key.metric.name] += counter.committed or counter.attempted or 0
-    return {"ok": totals["records_ok"], "error": totals["records_error"]}
+    return {"ok": totals["records_ok"], "error": totals["records_error"], "refused": totals["rows_refused"]}
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -266,7 +263,7 @@ def run(argv: list[str] | None = None) -> int:
         batch_plan.model.name,
         batch_plan.model.version,
         batch_plan.model.card.label_spec.task.value,
-        opts.output,
+        " and ".join(x for x in (opts.output, options.view_as(BigQueryOutputOptions).output_table) if x),
     )
     started = time.monotonic()
     p = beam.Pipeline(options=options)
@@ -275,18 +272,27 @@ def run(argv: list[str] | None = None) -> int:
         result = p.run()
         result.wait_until_finish()
     except Exception as e:  # every bad row is a record, so this is the run itself failing
-        remove_temporary_files(batch_plan.temp_stem)
+        if batch_plan.temp_stem:
+            remove_temporary_files(batch_plan.temp_stem)
         log.debug("the pipeline failed", exc_info=True)
         failure = Unavailable(f"the batch run failed and wrote nothing to {opts.output}: {describe(e)}")
         print(f"error: {failure}", file=sys.stderr)
         return exit_code(failure)
     n = counts(result)
-    files = output_files(opts.output, batch_plan.num_shards)
+    files = output_files(opts.output, batch_plan.num_shards) if opts.output else []
+    table = options.view_as(BigQueryOutputOptions).output_table
     seconds = time.monotonic() - started
+    destinations = [", ".join(files) if len(files) <= 3 else f"{len(files)} files like {files[0]}"] if files else []
+    if table:
+        destinations.append(f"BigQuery table {table}")
     print(
         f"{n['ok'] + n['error']} records ({n['ok']} ok, {n['error']} errors) in {seconds:.1f}s "
-        f"-> {', '.join(files) if len(files) <= 3 else f'{len(files)} files like {files[0]}'}"
+        f"-> {' and '.join(destinations)}"
     )
+    if n["refused"]:
+        failure = Unavailable(f"BigQuery refused {n['refused']} rows of {table}; the log has each one and why")
+        print(f"error: {failure}", file=sys.stderr)
+        return exit_code(failure)
     if opts.summary_file:
         summary = {
             **n,

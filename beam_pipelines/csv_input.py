@@ -16,11 +16,12 @@ import csv
 import io
 import posixpath
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TextIO
 
 import apache_beam as beam
 
+from beam_pipelines.input_row import InputRow
 from models import storage
 from models.errors import InvalidInput, describe
 from models.manifest import resolve_uri
@@ -59,17 +60,6 @@ class CsvFormat:
                 codecs.lookup(self.encoding)
             except LookupError:
                 raise CsvInputError(f"unknown text encoding {self.encoding!r}") from None
-
-
-@dataclass(frozen=True)
-class InputRow:
-    """One input: the URI as given, the URI to read, the other columns, and why it is unusable."""
-
-    image_uri: str
-    read_uri: str
-    extra: dict[str, str] = field(default_factory=dict, hash=False)
-    line: int = field(default=0, compare=False)  # where the row starts in the file, for messages
-    error: ImageError | None = field(default=None, compare=False)  # an invalid_row error for a bad row
 
 
 def open_text(path: str, fmt: CsvFormat = CsvFormat()) -> TextIO:

@@ -20,8 +20,10 @@ import apache_beam as beam
 import tensorflow as tf
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from beam_pipelines.csv_input import InputRow, ReadCsvRows, read_header
-from beam_pipelines.transforms import ImageLimitOptions, csv_line, local_runner_by_default
+from beam_pipelines.csv_input import ReadCsvRows, read_header
+from beam_pipelines.input_row import InputRow
+from beam_pipelines.options import ImageLimitOptions, local_runner_by_default
+from beam_pipelines.transforms import csv_line
 from models import storage
 from models.image_checks import check_image, read_image
 from models.manifest import SPLITS, hash_split, parse_labels

@@ -22,51 +22,19 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from beam_pipelines.csv_input import InputRow
+from beam_pipelines.input_row import InputRow
 from beam_pipelines.model_handler import SavedModelImageHandler
+from beam_pipelines.model_updates import FollowAlias
 from models import storage
 from models.errors import ImgclfError
 from models.image_checks import check_image, read_image
-from models.label_spec import LabelSpec
 from models.locations import UriNotAllowed, check_allowed
 from models.prediction import ErrorCode, ImageError, PredictionRecord, csv_header
-from models.registry import ResolvedModel
-from models.settings import get_settings
+from models.registry import ResolvedModel, resolve_saved_model
 
 log = logging.getLogger("imgclf.batch")
 METRICS_NAMESPACE = "imgclf"
-LOCAL_RUNNER = "FnApiRunner"  # what DirectRunner runs batch jobs on, without its Prism download attempt
-
-
-def local_runner_by_default(argv: list[str]) -> PipelineOptions:
-    """Pipeline options from flags, on the local runner unless --runner names another."""
-    options = PipelineOptions(argv)
-    if not options.view_as(StandardOptions).runner:
-        options.view_as(StandardOptions).runner = LOCAL_RUNNER
-    return options
-
-
-class ImageLimitOptions(PipelineOptions):
-    """Byte and pixel limits, shared by every pipeline that reads images (declared once: Beam
-    parses all options classes together, so two declaring the same flag would clash)."""
-
-    @classmethod
-    def _add_argparse_args(cls, parser) -> None:
-        s = get_settings()
-        parser.add_argument(
-            "--max_image_bytes",
-            type=int,
-            default=s.max_image_bytes,
-            help="Larger files become 'too_large' records (IMGCLF_MAX_IMAGE_BYTES).",
-        )
-        parser.add_argument(
-            "--max_image_pixels",
-            type=int,
-            default=s.max_image_pixels,
-            help="Images with more pixels become 'too_large' records (IMGCLF_MAX_IMAGE_PIXELS).",
-        )
 
 
 @dataclass(frozen=True)
@@ -99,8 +67,11 @@ class _ReadImage(beam.DoFn):
         try:
             if row.error:
                 raise row.error
-            uri = self.policy.check(row.read_uri) if row.read_uri else row.read_uri
-            data = read_image(uri, self.max_bytes)
+            if row.content is not None:  # the image came in the message itself
+                data = row.content
+            else:
+                uri = self.policy.check(row.read_uri) if row.read_uri else row.read_uri
+                data = read_image(uri, self.max_bytes)
             check_image(data, self.max_bytes, self.max_pixels)
         except ImageError as e:
             yield beam.pvalue.TaggedOutput(self.ERRORS, (row, e))
@@ -112,28 +83,50 @@ class _ReadImage(beam.DoFn):
 
 
 class _ToRecord(beam.DoFn):
-    def __init__(self, model_name: str, model_version: int, spec: LabelSpec, top_k: int):
-        self.model_name, self.model_version, self.spec, self.top_k = model_name, model_version, spec, top_k
+    """Probabilities -> labels, by the label spec of the version that produced them.
+
+    With live model updates a new version may have other labels, so each result's
+    version is looked up from the SavedModel URI it carries (once per version).
+    """
+
+    def __init__(self, model: ResolvedModel, top_k: int):
+        self.model, self.top_k = model, top_k
         self.ok = Metrics.counter(METRICS_NAMESPACE, "records_ok")
         self.errors = Metrics.counter(METRICS_NAMESPACE, "records_error")
 
+    def setup(self):
+        self.versions = {self.model.saved_model_uri: self.model}
+        self.latest = self.model  # what an image that never reached a model is attributed to
+
+    def _version(self, saved_model_uri: str | None) -> ResolvedModel:
+        if saved_model_uri and saved_model_uri not in self.versions:
+            self.versions[saved_model_uri] = resolve_saved_model(saved_model_uri)
+        return self.versions.get(saved_model_uri, self.model)
+
     def process(self, element: tuple[InputRow, PredictionResult | ImageError]) -> Iterator[PredictionRecord]:
         row, outcome = element
-        base = dict(
-            image_uri=row.image_uri, model_name=self.model_name, model_version=self.model_version, extra=row.extra
-        )
+        model = self.latest
         if isinstance(outcome, PredictionResult):
+            model = self.latest = self._version(outcome.model_id)
             outcome = outcome.inference
+        base = dict(
+            image_uri=row.image_uri,
+            model_name=model.name,
+            model_version=model.version,
+            extra=row.extra,
+            message=row.message,
+        )
         if isinstance(outcome, ImageError):
             self.errors.inc()
             yield PredictionRecord(**base, error=str(outcome))
             return
+        spec = model.card.label_spec
         probabilities = np.asarray(outcome, dtype=np.float64)
         self.ok.inc()
         yield PredictionRecord(
             **base,
-            labels=self.spec.decide(probabilities, self.top_k),
-            scores={label: round(float(p), 6) for label, p in zip(self.spec.labels, probabilities, strict=False)},
+            labels=spec.decide(probabilities, self.top_k),
+            scores={label: round(float(p), 6) for label, p in zip(spec.labels, probabilities, strict=False)},
         )
 
 
@@ -155,7 +148,12 @@ class _LogProgress(beam.DoFn):
 
 
 class ClassifyImages(beam.PTransform):
-    """InputRows -> PredictionRecords, one per row: read, check, RunInference, decide."""
+    """InputRows -> PredictionRecords, one per row: read, check, RunInference, decide.
+
+    ``follow`` makes a stream switch to each version a registry alias points at while it
+    runs (``model_updates.py``); ``max_batch_wait_s`` lets a batch fill across bundles for
+    at most that long, so a stream gets full batches without holding a lone image.
+    """
 
     def __init__(
         self,
@@ -166,8 +164,15 @@ class ClassifyImages(beam.PTransform):
         max_image_pixels: int = 50_000_000,
         progress_every: int = 0,
         read_policy: ReadPolicy = ReadPolicy(),
+        *,
+        min_batch_size: int | None = None,
+        max_batch_wait_s: float | None = None,
+        follow: FollowAlias | None = None,
     ):
         super().__init__()
+        self.min_batch_size = min_batch_size or batch_size
+        self.max_batch_wait_s = max_batch_wait_s
+        self.follow = follow
         self.model = model
         self.batch_size = batch_size
         self.top_k = top_k
@@ -180,11 +185,16 @@ class ClassifyImages(beam.PTransform):
         images = rows | "ReadImages" >> beam.ParDo(
             _ReadImage(self.max_image_bytes, self.max_image_pixels, self.read_policy)
         ).with_outputs(_ReadImage.ERRORS, main="images")
-        handler = KeyedModelHandler(SavedModelImageHandler(self.model.saved_model_uri, self.batch_size))
+        batching = {"min_batch_size": self.min_batch_size}
+        if self.max_batch_wait_s:
+            batching["max_batch_duration_secs"] = self.max_batch_wait_s
+        handler = KeyedModelHandler(
+            SavedModelImageHandler(self.model.saved_model_uri, self.batch_size, follow=self.follow, **batching)
+        )
         inferred = images.images | "RunInference" >> RunInference(handler)
         if self.progress_every:
             inferred = inferred | "Progress" >> beam.ParDo(_LogProgress(self.progress_every))
-        to_record = _ToRecord(self.model.name, self.model.version, self.model.card.label_spec, self.top_k)
+        to_record = _ToRecord(self.model, self.top_k)
         return (inferred, images[_ReadImage.ERRORS]) | "Merge" >> beam.Flatten() | "ToRecords" >> beam.ParDo(to_record)
 
 

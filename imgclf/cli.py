@@ -50,6 +50,36 @@ def _classify(argv: list[str]) -> int:
     return batch.run(argv)
 
 
+def _stream(argv: list[str]) -> int:
+    from beam_pipelines import streaming
+
+    return streaming.run(argv)
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from imgclf.publish import image_uris, publish
+
+    uris = image_uris(args.images)
+    topic = args.topic
+    if not topic.startswith("projects/"):
+        if not args.project:
+            print(f"error: write projects/PROJECT/topics/{topic} or pass --project", file=sys.stderr)
+            return 2
+        topic = f"projects/{args.project}/topics/{topic}"
+    total = args.count or len(uris)
+    print(f"publishing {total} messages about {len(uris)} images to {topic} at {args.rate:g}/s")
+    report = publish(
+        topic,
+        uris,
+        rate=args.rate,
+        raw=args.raw,
+        count=args.count,
+        on_progress=lambda r: print(f"  {r.published} sent, {r.published / max(r.seconds, 1e-9):.1f}/s", flush=True),
+    )
+    print(f"published {report.published} ({report.failed} failed) in {report.seconds:.1f}s, {report.rate:.1f}/s")
+    return 0 if not report.failed else 5
+
+
 def _models(args: argparse.Namespace) -> int:
     """List, show or roll back; a broken version or alias is listed with its reason (main() maps failures)."""
     from models.registry import ModelRegistry
@@ -201,6 +231,21 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
 
+    sub.add_parser(
+        "stream",
+        help="Classify Pub/Sub messages as they arrive (flags: python -m beam_pipelines.streaming --help).",
+        add_help=False,
+    )
+
+    pb = sub.add_parser("publish", help="Publish images (or messages naming them) to a Pub/Sub topic at a rate.")
+    pb.add_argument("--topic", required=True, help="projects/P/topics/T, or T with --project.")
+    pb.add_argument("--images", required=True, help="A folder, a CSV with image_uri, or a gs:// prefix.")
+    pb.add_argument("--rate", type=float, default=10.0, help="Messages per second (0: as fast as possible).")
+    pb.add_argument("--count", type=int, help="Messages to send (default: one per image; cycles if more).")
+    pb.add_argument("--raw", action="store_true", help="Send the image bytes with content-type, not their URI.")
+    pb.add_argument("--project", help="Project of a short topic name.")
+    pb.set_defaults(handler=_publish)
+
     m = sub.add_parser("models", help="List models, show a version's card, or roll an alias back.")
     m.add_argument("action", choices=["list", "show", "rollback"])
     m.add_argument("name", nargs="?")
@@ -261,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] == "classify":
             return _classify(argv[1:])
+        if argv and argv[0] == "stream":
+            return _stream(argv[1:])
         args = build_parser().parse_args(argv)
         return args.handler(args)
     except ImgclfError as e:

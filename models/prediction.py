@@ -25,6 +25,8 @@ class ErrorCode(StrEnum):
     INFERENCE_ERROR = "inference_error"
     NOT_ALLOWED = "not_allowed"  # outside the locations this run may read; says nothing about the path
     INVALID_ROW = "invalid_row"  # an input row that cannot be used (bad bytes, too many cells, ...)
+    INVALID_MESSAGE = "invalid_message"  # a streamed message that is not JSON or names no image
+    WRITE_ERROR = "write_error"  # a sink refused the record (BigQuery schema mismatch, table gone, ...)
 
 
 class ImageError(ImgclfError):
@@ -43,6 +45,20 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class SourceMessage(BaseModel):
+    """The Pub/Sub message a streamed record came from.
+
+    Its id and publish time go out with the record; its payload and attributes go to the
+    dead-letter output if the record fails, so nothing of the input is lost.
+    """
+
+    message_id: str
+    publish_time: str | None = None
+    dedup_id: str = Field(description="The message id, or the id attribute a publisher set to mark resends.")
+    attributes: dict[str, str] = Field(default_factory=dict)
+    payload: bytes = b""
+
+
 class PredictionRecord(BaseModel):
     image_uri: str
     labels: list[str] = Field(default_factory=list)
@@ -51,9 +67,11 @@ class PredictionRecord(BaseModel):
     model_version: int
     predicted_at: str = Field(default_factory=utc_now)
     error: str | None = Field(None, description="'<code>: <message>', or null when classified.")
-    extra: dict[str, str] = Field(
-        default_factory=dict, description="Input columns passed through unchanged (batch only)."
+    extra: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Input columns (batch) or message fields (stream) passed through unchanged.",
     )
+    message: SourceMessage | None = Field(None, exclude=True, description="Streaming only: the source message.")
 
     @property
     def ok(self) -> bool:
@@ -62,7 +80,9 @@ class PredictionRecord(BaseModel):
     def to_flat(self) -> dict[str, Any]:
         """Record fields then passthrough columns, renamed by ``passthrough_names`` so none is lost."""
         row: dict[str, Any] = {name: getattr(self, name) for name in RECORD_FIELDS}
-        for name, out in passthrough_names(list(self.extra)).items():
+        if self.message:
+            row.update(message_id=self.message.message_id, publish_time=self.message.publish_time)
+        for name, out in passthrough_names(list(self.extra), reserved=tuple(row)).items():
             row[out] = self.extra[name]
         return row
 
@@ -76,21 +96,23 @@ class PredictionRecord(BaseModel):
         row["scores"] = json.dumps(self.scores) if self.scores else ""
         row["model_version"] = str(self.model_version)
         row["error"] = self.error or ""
-        return [str(v) for v in row.values()]
+        return [
+            "" if v is None else v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in row.values()
+        ]
 
 
-def passthrough_names(columns: list[str]) -> dict[str, str]:
+def passthrough_names(columns: list[str], reserved: tuple[str, ...] = RECORD_FIELDS) -> dict[str, str]:
     """Output name of each input column: its own, or ``input_`` in front until it is unique.
 
     A column named like a record field (``labels``) becomes ``input_labels``; if the input
     also has ``input_labels``, that one keeps its name and ``labels`` becomes
     ``input_input_labels``. One-to-one, so no value is ever overwritten.
     """
-    taken = set(RECORD_FIELDS) | {c for c in columns if c not in RECORD_FIELDS}
+    taken = set(reserved) | {c for c in columns if c not in reserved}
     names = {}
     for column in columns:
         name = column
-        if column in RECORD_FIELDS:
+        if column in reserved:
             name = f"input_{column}"
             while name in taken:
                 name = f"input_{name}"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import posixpath
 import re
 import shutil
 import tempfile
@@ -273,6 +274,20 @@ class ModelRegistry:
         if not names:
             raise RegistryError(f"no models under {self.root}")
         raise RegistryError(f"several models under {self.root} ({names}); name the one to use")
+
+
+def resolve_saved_model(saved_model_uri: str) -> ResolvedModel:
+    """The version a SavedModel URI belongs to (``<root>/<name>/versions/<n>/saved_model``).
+
+    A pipeline whose model is swapped mid-stream gets only this URI with each result.
+    """
+    version_dir, leaf = posixpath.split(saved_model_uri.rstrip("/"))
+    versions_dir, version = posixpath.split(version_dir)
+    model_dir, versions = posixpath.split(versions_dir)
+    root, name = posixpath.split(model_dir)
+    if leaf != SAVED_MODEL_DIR or versions != "versions" or not version.isdigit():
+        raise RegistryError(f"{saved_model_uri} is not a SavedModel of a registered version")
+    return ModelRegistry(root).resolve(name, version=int(version))
 
 
 def local_saved_model(uri: str, cache_dir: str | None = None) -> str:

@@ -12,7 +12,7 @@ from apache_beam.testing.util import assert_that
 
 from beam_pipelines import batch
 from beam_pipelines.csv_input import CsvInputError
-from beam_pipelines.transforms import LOCAL_RUNNER
+from beam_pipelines.options import LOCAL_RUNNER
 from tests.helpers import colour_image, write_csv
 
 

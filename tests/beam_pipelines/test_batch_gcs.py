@@ -7,7 +7,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 
 from beam_pipelines import batch
-from beam_pipelines.transforms import LOCAL_RUNNER
+from beam_pipelines.options import LOCAL_RUNNER
 from models import storage
 from models.registry import ModelRegistry
 from tests.helpers import colour_image

@@ -38,7 +38,9 @@ _LINE_BREAKS = "\r\n"
 
 
 def _header(alphabet):
-    names = st.text(alphabet, min_size=1, max_size=8).map(str.strip).filter(bool)
+    # No line breaks in column names: a bare '\r' is ambiguous in a '\n' file (see _tables).
+    names = st.text(alphabet, min_size=1, max_size=8).map(lambda t: "".join(c for c in t if c not in _LINE_BREAKS))
+    names = names.map(str.strip).filter(bool)
     return st.lists(names, max_size=4, unique=True).map(lambda ns: ["image_uri"] + [n for n in ns if n != "image_uri"])
 
 

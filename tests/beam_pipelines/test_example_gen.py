@@ -9,7 +9,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 
 from beam_pipelines import example_gen
-from beam_pipelines.transforms import LOCAL_RUNNER
+from beam_pipelines.options import LOCAL_RUNNER
 from models.manifest import hash_split
 from tests.helpers import colour_image, write_colour_dataset, write_csv
 
