@@ -65,10 +65,13 @@ def _die_with_parent(parent: int) -> Any:
     killed from outside would leave the emulator running for good.
     """
 
+    prctl = (
+        ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+    )  # looked up before fork
+
     def preexec() -> None:
-        if sys.platform.startswith("linux"):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG; survives exec
+        if prctl is not None:
+            prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG; survives exec
         if os.getppid() != parent:  # the parent died before the line above
             os._exit(1)
 

@@ -47,8 +47,8 @@ def _default_while_emulated(*args: Any, **kwargs: Any) -> tuple[Any, str | None]
 def use_emulator_if_configured() -> None:
     """With BIGQUERY_EMULATOR_HOST set, point Beam's BigQuery clients at it, anonymously; otherwise do nothing.
 
-    Idempotent; call it in every process that runs Beam's BigQuery sink (importing this
-    module does, as Beam workers unpickling our code import it).
+    Idempotent. It must run in the process that runs Beam's BigQuery sink; importing this
+    module runs it, so a worker process that imports it is covered too.
     """
     global _original_default
     host = _host()
