@@ -90,3 +90,21 @@ def gcs_emulator():
         os.environ["STORAGE_EMULATOR_HOST"] = previous
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator():
+    """Google's Pub/Sub emulator on loopback; PUBSUB_EMULATOR_HOST points the clients and Beam at it."""
+    from imgclf.emulators import PubSubEmulator
+
+    with PubSubEmulator() as emulator, emulator.environ():
+        yield emulator
+
+
+@pytest.fixture(scope="session")
+def bigquery_emulator():
+    """The BigQuery emulator (bqemulator, own venv) on loopback; BIGQUERY_EMULATOR_HOST points Beam at it."""
+    from imgclf.emulators import BigQueryEmulator
+
+    with BigQueryEmulator() as emulator, emulator.environ():
+        yield emulator

@@ -59,3 +59,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def register_relabelled_version(registry_root: Path, name: str, labels: list[str], alias: str | None = None) -> int:
+    """A new version of ``name``: version 1's network under other label names, so which version
+    produced a prediction shows in its labels. Moves ``alias`` to it when given."""
+    from models.registry import ModelRegistry
+
+    registry = ModelRegistry(str(registry_root))
+    card = registry.card(name, 1)
+    spec = card.label_spec.model_copy(update={"labels": labels})
+    saved_model = registry_root / name / "versions" / "1" / "saved_model"
+    version = registry.register(card.model_copy(update={"label_spec": spec, "parent_version": 1}), str(saved_model))
+    if alias:
+        registry.set_alias(name, alias, version)
+    return version
