@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv emulators demo test bench bench-api bench-accuracy serve lint clean
+.PHONY: venv emulators demo demo-stream test bench bench-api bench-accuracy serve lint clean
 
 $(STAMP): setup.py constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=/path/to/python3.11)"; exit 1; }
@@ -37,6 +37,10 @@ emulators: $(EMU_STAMP)
 ## make demo: ELPV solar cells -> train -> batch-classify the held-out images -> summary
 demo: venv
 	$(PY) -m imgclf.demo
+
+## make demo-stream: after make demo: Pub/Sub -> imgclf stream -> BigQuery on local emulators, alias moved halfway
+demo-stream: venv $(EMU_STAMP)
+	$(PY) -m imgclf.demo_stream
 
 ## make test: the whole suite (starts its own GCS, Pub/Sub and BigQuery emulators on loopback)
 test: venv emulators

@@ -81,10 +81,20 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    """List, show or roll back; a broken version or alias is listed with its reason (main() maps failures)."""
+    """List, show, promote or roll back; a broken version or alias is listed with its reason (main() maps failures)."""
     from models.registry import ModelRegistry
 
     registry = ModelRegistry(args.model_root or get_settings().model_root)
+    if args.action == "promote":
+        if args.version is None:
+            print("error: promote needs --version N", file=sys.stderr)
+            return 2
+        name, alias = args.name or registry.default_model(), args.alias or "production"
+        registry.resolve(name, version=args.version)  # a missing or broken version is refused
+        before = registry.alias(name, alias)
+        registry.set_alias(name, alias, args.version)
+        print(f"{name}: {alias} moved from {f'v{before}' if before else 'nowhere'} to v{args.version}")
+        return 0
     if args.action == "rollback":
         name = args.name or registry.default_model()
         current = registry.alias(name, args.alias or "production")
@@ -246,8 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--project", help="Project of a short topic name.")
     pb.set_defaults(handler=_publish)
 
-    m = sub.add_parser("models", help="List models, show a version's card, or roll an alias back.")
-    m.add_argument("action", choices=["list", "show", "rollback"])
+    m = sub.add_parser("models", help="List models, show a version's card, point an alias at a version, roll back.")
+    m.add_argument("action", choices=["list", "show", "promote", "rollback"])
     m.add_argument("name", nargs="?")
     m.add_argument("--version", type=int)
     m.add_argument("--alias")
