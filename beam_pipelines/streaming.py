@@ -27,6 +27,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 
 from beam_pipelines.bigquery_sink import (
+    FILE_LOADS,
     WritePredictionsToBigQuery,
     WriteRowsToBigQuery,
     ensure_dataset,
@@ -248,8 +249,9 @@ def build_pipeline(p: beam.Pipeline, options: PipelineOptions, stream_plan: Stre
     )
     dead_letters = [routed[_Route.DEAD]]
     if stream_plan.output_table:
+        method = options.view_as(BigQueryOutputOptions).bigquery_method
         refused = routed.rows | "WriteToBigQuery" >> WritePredictionsToBigQuery(
-            stream_plan.output_table, options.view_as(BigQueryOutputOptions).bigquery_method
+            stream_plan.output_table, method, triggering_frequency_s=60 if method == FILE_LOADS else None
         )
         dead_letters.append(refused | "RefusedToDeadLetters" >> beam.Map(DeadLetter.from_refused_row))
     if stream_plan.output_files:
