@@ -160,6 +160,9 @@ def plan(options: PipelineOptions) -> StreamPlan:
     table = options.view_as(BigQueryOutputOptions).output_table
     if not (table or opts.output_files):
         raise InvalidInput("name an output: --output_table and/or --output_files")
+    subscription = _pubsub_path(opts.input_subscription, "subscriptions", project)
+    topic = _pubsub_path(opts.input_topic, "topics", project)
+    dead_topic = _pubsub_path(opts.dead_letter_topic, "topics", project)
     table = full_table_spec(table, project) if table else None
     dead_table = opts.dead_letter_table or (f"{table}_dead_letters" if table else None)
     dead_table = full_table_spec(dead_table, project) if dead_table else None
@@ -180,11 +183,11 @@ def plan(options: PipelineOptions) -> StreamPlan:
         ensure_dataset(spec)
     return StreamPlan(
         model=model,
-        subscription=_pubsub_path(opts.input_subscription, "subscriptions", project),
-        topic=_pubsub_path(opts.input_topic, "topics", project),
+        subscription=subscription,
+        topic=topic,
         output_table=table,
         dead_letter_table=dead_table,
-        dead_letter_topic=_pubsub_path(opts.dead_letter_topic, "topics", project),
+        dead_letter_topic=dead_topic,
         output_files=opts.output_files,
         read_policy=ReadPolicy(split_list(model_opts.allowed_read_prefixes), tuple(internal.items())),
     )
