@@ -357,6 +357,10 @@ def run(argv: list[str] | None = None) -> int:
     build_pipeline(p, options, stream_plan)
     result = p.run()
     started = time.monotonic()
+    if "Direct" not in str(options.view_as(StandardOptions).runner):
+        # A remote runner (Dataflow) keeps the job; this command only submits it.
+        print(f"submitted: {getattr(result, 'job_id', lambda: 'the job')()} (state {result.state})")
+        return 0
     try:
         _wait(result, opts.run_for_s)
     except Exception as e:
