@@ -146,6 +146,15 @@ def test_every_message_is_one_row_or_one_dead_letter_and_rows_follow_the_alias(
     assert len(_rows(bigquery_emulator, stream["table"])) == 6
     assert len(_rows(bigquery_emulator, stream["dead_table"])) == 5
 
+    # The table is dropped under the running stream: the next row is refused, and dead-lettered.
+    bigquery_emulator.client().delete_table(stream["table"])
+    publisher.publish(stream["topic"], json.dumps({"image_uri": str(later)}).encode(), event_id="e21").result(
+        timeout=30
+    )
+    dead_rows = _wait_for(lambda: (r := _rows(bigquery_emulator, stream["dead_table"])) and len(r) >= 6 and r, "6 dead")
+    refused = [r for r in dead_rows if r["error_code"] == "write_error"]
+    assert len(refused) == 1 and json.loads(refused[0]["payload"])["image_uri"] == str(later)
+
 
 def test_imgclf_stream_refuses_unusable_flags_before_starting(registry_root, capsys):
     base = ["stream", f"--model_root={registry_root}", "--project=p"]
