@@ -80,6 +80,7 @@ def publish(
     report = PublishReport()
     pending: list[futures.Future] = []
     started = time.monotonic()
+    report_every = max(int(rate * 5), 1) if rate > 0 else 500  # about every 5 s
     for i in range(total):
         due = started + i / rate if rate > 0 else 0
         delay = due - time.monotonic()
@@ -88,7 +89,7 @@ def publish(
         data, attributes = message_for(uris[i % len(uris)], raw)
         report.publish_times.append(time.time())
         pending.append(publisher.publish(topic, data, **attributes))
-        if on_progress and (i + 1) % max(int(rate * 5), 1) == 0:
+        if on_progress and (i + 1) % report_every == 0:
             report.published = i + 1
             report.seconds = time.monotonic() - started
             on_progress(report)
