@@ -55,6 +55,24 @@ def _halves(holdout: Path, work: Path) -> tuple[Path, Path]:
     return first, second
 
 
+def _wait_until(client, stream: subprocess.Popen, rows: int, dead: int, what: str) -> tuple[int, int]:
+    """Polls the tables until they hold ``rows`` rows and ``dead`` dead letters (or WAIT_S passes)."""
+    deadline = time.monotonic() + WAIT_S
+    have = (0, 0)
+    while time.monotonic() < deadline and stream.poll() is None:
+        have = (
+            sum(r["n"] for r in _count(client, f"SELECT COUNT(*) n FROM `{PROJECT}.{DATASET}.predictions`")),
+            sum(
+                r["n"] for r in _count(client, f"SELECT COUNT(*) n FROM `{PROJECT}.{DATASET}.predictions_dead_letters`")
+            ),
+        )
+        print(f"  waiting for {what}: {have[0]} rows, {have[1]} dead letters", flush=True)
+        if have[0] >= rows and have[1] >= dead:
+            break
+        time.sleep(2)
+    return have
+
+
 def main() -> int:
     settings = get_settings()
     data_dir = Path(settings.data_dir, "demo")
@@ -68,22 +86,27 @@ def main() -> int:
     started = time.monotonic()
     production = registry.alias(MODEL, "production")
 
-    _step(1, f"A second version of {MODEL} to promote halfway (a quick retrain with another seed)")
-    _imgclf(
-        dict(os.environ),
-        "train",
-        "--manifest",
-        str(data_dir / "elpv" / "manifest.csv"),
-        "--model",
-        MODEL,
-        "--epochs",
-        "30",
-        "--seed",
-        "1",
-        "--model-root",
-        settings.model_root,
-    )
-    candidate = max(registry.versions(MODEL))
+    others = [v for v in registry.versions(MODEL) if v != production]
+    if others:
+        candidate = max(others)
+        _step(1, f"A second version of {MODEL} to promote halfway: v{candidate}, already registered")
+    else:
+        _step(1, f"A second version of {MODEL} to promote halfway (a quick retrain with another seed)")
+        _imgclf(
+            dict(os.environ),
+            "train",
+            "--manifest",
+            str(data_dir / "elpv" / "manifest.csv"),
+            "--model",
+            MODEL,
+            "--epochs",
+            "30",
+            "--seed",
+            "1",
+            "--model-root",
+            settings.model_root,
+        )
+        candidate = max(registry.versions(MODEL))
 
     _step(2, "Starting the Pub/Sub and BigQuery emulators and `imgclf stream`")
     with PubSubEmulator(PROJECT) as pubsub, BigQueryEmulator(PROJECT) as bq, pubsub.environ(), bq.environ():
@@ -117,32 +140,26 @@ def main() -> int:
         try:
             first, second = _halves(holdout, work)
             n_first, n_second = (len(p.read_text().splitlines()) - 1 for p in (first, second))
+            client = bq.client()
+            bad = [b"this is not JSON", json.dumps({"uri": "no image_uri field"}).encode()]
+            bad.append(json.dumps({"image_uri": str(data_dir / "no-such-image.png")}).encode())
+            want = 1 + n_first + n_second + len(bad)
+            publisher = pubsub.publisher()
+            publisher.publish(topic, json.dumps({"image_uri": image_uris(str(first))[0]}).encode()).result(timeout=30)
+            rows, dead = _wait_until(client, stream, 1, 0, "the stream to start (one warm-up message)")
 
             _step(3, f"Publishing the {n_first + n_second} held-out images at {RATE}/s, promoting v{candidate} halfway")
             _imgclf(env, "publish", "--topic", topic, "--images", str(first), "--rate", str(RATE))
+            rows, dead = _wait_until(client, stream, 1 + n_first, 0, "the first half")
             _imgclf(env, "models", "promote", MODEL, "--version", str(candidate), "--model-root", settings.model_root)
             time.sleep(3)  # the stream reads the alias every 2 s
             _imgclf(env, "publish", "--topic", topic, "--images", str(second), "--rate", str(RATE))
-            bad = [b"this is not JSON", json.dumps({"uri": "no image_uri field"}).encode()]
-            bad.append(json.dumps({"image_uri": str(data_dir / "no-such-image.png")}).encode())
-            publisher = pubsub.publisher()
             for data in bad:
                 publisher.publish(topic, data).result(timeout=30)
             print(f"  published {len(bad)} bad messages (not JSON, no image_uri, a missing image)")
 
             _step(4, "Waiting for every message to be a row or a dead letter")
-            client = bq.client()
-            want = n_first + n_second + len(bad)
-            deadline = time.monotonic() + WAIT_S
-            rows = dead = 0
-            while time.monotonic() < deadline and rows + dead < want and stream.poll() is None:
-                time.sleep(2)
-                rows = sum(r["n"] for r in _count(client, f"SELECT COUNT(*) n FROM `{PROJECT}.{DATASET}.predictions`"))
-                dead = sum(
-                    r["n"]
-                    for r in _count(client, f"SELECT COUNT(*) n FROM `{PROJECT}.{DATASET}.predictions_dead_letters`")
-                )
-                print(f"  {rows} rows, {dead} dead letters of {want}", flush=True)
+            rows, dead = _wait_until(client, stream, want - len(bad), len(bad), "the second half")
         finally:
             stream.send_signal(signal.SIGINT)  # the command cancels its pipeline and exits
             try:
