@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv emulators demo demo-stream test bench bench-api bench-accuracy serve lint clean
+.PHONY: venv emulators demo demo-stream test bench bench-api bench-stream bench-accuracy serve lint clean
 
 $(STAMP): setup.py constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=/path/to/python3.11)"; exit 1; }
@@ -53,6 +53,10 @@ bench: venv
 ## make bench-api: the prediction API under load vs the offline ceiling and a no-batching server
 bench-api: venv
 	$(PY) -m bench.api_throughput
+
+## make bench-stream: imgclf stream at 10-100 msg/s on the Pub/Sub and BigQuery emulators, vs the batch pipeline
+bench-stream: venv $(EMU_STAMP)
+	$(PY) -m bench.stream_throughput
 
 ## make bench-accuracy: ELPV binary / four-class / multilabel accuracy, trained here on the CPU
 bench-accuracy: venv
