@@ -304,6 +304,7 @@ def run_rate(
         str(registry),
         "--run_for_s",
         str(int(args.ready_timeout + args.seconds + args.drain_s + 120)),  # a backstop: the bench stops it
+        *args.stream_flags.split(),
     ]
     env = {**os.environ, **pubsub.env, **bq.env}
     log_path = work / f"stream-{rate:g}.log"
@@ -517,6 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet-s", type=float, default=20, help="No new row for this long: the stream has stopped.")
     parser.add_argument("--poll-s", type=float, default=1.0, help="How often the tables are queried.")
     parser.add_argument("--work", default=str(HERE / "work" / "stream"))
+    parser.add_argument("--stream-flags", default="", help="Extra flags for imgclf stream, e.g. '--dedup_window_s=0'.")
     args = parser.parse_args(argv)
     args.min_batch = stream_min_batch_size()  # the streams run with the command's defaults
     load_before = os.getloadavg()
