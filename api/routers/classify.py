@@ -67,7 +67,10 @@ async def _image_from_request(request: Request, settings: ApiSettings) -> tuple[
         try:
             body = ClassifyJson.model_validate_json(await request.body())
         except ValidationError as e:
-            raise RequestValidationError(e.errors(include_url=False, include_context=False)) from None
+            # Without the input: a body that is not UTF-8 would make the 422 itself fail to encode.
+            raise RequestValidationError(
+                e.errors(include_url=False, include_context=False, include_input=False)
+            ) from None
         if body.image_uri is not None:
             path = check_allowed(
                 body.image_uri, settings.allowed_read_prefixes, "image_uri", internal=settings.internal_stores()

@@ -196,3 +196,10 @@ def test_a_server_fault_is_a_500_without_a_stack_trace(make_client, monkeypatch)
     assert r.status_code == 500
     assert r.json() == {"detail": "internal error; the server log has the details", "code": None}
     assert "Traceback" not in r.text and "0x7f00" not in r.text
+
+
+def test_a_json_body_that_is_not_utf8_is_a_422_not_a_500(make_client):
+    r = make_client().post(
+        "/v1/models/colours:classify", content=b"\xb0G\xff\xf1", headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid"
