@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from dataclasses import dataclass, field
 
 from apache_beam.io.gcp.pubsub import PubsubMessage
@@ -72,6 +73,10 @@ class DeadLetter:
             error_message=f"{table} refused the row: {reasons or 'no reason given'}"[:2000],
             payload=json.dumps(row, ensure_ascii=False, default=str).encode(),
         )
+
+    def insert_id(self) -> str:
+        """One dead letter per message, where BigQuery honours insert ids; a fresh id without one."""
+        return f"dead-{self.message_id}" if self.message_id else f"dead-{uuid.uuid4().hex}"
 
     def to_bigquery_row(self) -> dict:
         return {

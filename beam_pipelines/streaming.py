@@ -271,7 +271,7 @@ def build_pipeline(p: beam.Pipeline, options: PipelineOptions, stream_plan: Stre
         if stream_plan.dead_letter_table:
             lost = (
                 letters
-                | "DeadLettersToRows" >> beam.Map(lambda letter: (letter.to_bigquery_row(), None))
+                | "DeadLettersToRows" >> beam.Map(lambda letter: (letter.to_bigquery_row(), letter.insert_id()))
                 | "WriteDeadLetters"
                 >> WriteRowsToBigQuery(
                     stream_plan.dead_letter_table,
