@@ -1,1 +1,1 @@
-"""The labeling dashboard (Streamlit) and its label store. Not built yet: a later issue brings it."""
+"""The labeling dashboard (Streamlit, issue 10, in progress) and its label store (``store.py``)."""
