@@ -80,6 +80,17 @@ def _publish(args: argparse.Namespace) -> int:
     return 0 if not report.failed else 5
 
 
+def _labels(args: argparse.Namespace) -> int:
+    """Export the corrections CSV the retraining pipeline reads (import comes with the dashboard)."""
+    from labeling_dashboard.store import LabelStore
+    from models.locations import check_output
+
+    check_output(args.output, inputs=[], internal=get_settings().internal_stores())
+    count = LabelStore(args.db or get_settings().labels_db).export_corrections(args.output)
+    print(f"{count} labelled images -> {args.output}")
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     """List, show, promote or roll back; a broken version or alias is listed with its reason (main() maps failures)."""
     from models.registry import ModelRegistry
@@ -263,6 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--alias")
     m.add_argument("--model-root", "--model_root")
     m.set_defaults(handler=_models)
+
+    lb = sub.add_parser("labels", help="The label store: export the corrections retraining reads.")
+    lb.add_argument("action", choices=["export"])
+    lb.add_argument("--output", required=True, help="Corrections CSV to write (local or gs://).")
+    lb.add_argument("--db", help="SQLAlchemy URL of the label store (default: IMGCLF_LABELS_DB).")
+    lb.set_defaults(handler=_labels)
 
     r = sub.add_parser("retrain", help="Run the retraining pipeline once: validate, train, evaluate, push if better.")
     r.add_argument("--config", help="YAML with model_name, manifest, corrections, trainer, validation, evaluation.")

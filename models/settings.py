@@ -10,6 +10,7 @@ from functools import lru_cache
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 
 class Settings(BaseSettings):
@@ -24,14 +25,21 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Larger inputs are refused.")
     max_image_pixels: int = Field(50_000_000, gt=0, description="Width x height limit, against decompression bombs.")
     batch_size: int = Field(64, gt=0, description="Images per model call in batch inference.")
+    labels_db: str = Field(
+        "sqlite:///./var/labels.db", description="SQLAlchemy URL of the label store (PostgreSQL for several users)."
+    )
 
     def internal_stores(self) -> dict[str, str]:
         """Locations only imgclf itself writes: no output and no read on a caller's behalf goes there."""
-        return {
+        stores = {
             "the model registry": self.model_root,
             "the retraining work folder": f"{self.data_dir.rstrip('/')}/retraining",
             "the API's job store": f"{self.data_dir.rstrip('/')}/api",
         }
+        url = make_url(self.labels_db)
+        if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:"):
+            stores["the label store"] = url.database
+        return stores
 
 
 @lru_cache(maxsize=1)
