@@ -81,12 +81,31 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _labels(args: argparse.Namespace) -> int:
-    """Export the corrections CSV the retraining pipeline reads (import comes with the dashboard)."""
+    """Import images and predictions into the label store; export the corrections retraining reads."""
+    from labeling_dashboard.imports import import_path
     from labeling_dashboard.store import LabelStore
     from models.locations import check_output
 
+    store = LabelStore(args.db or get_settings().labels_db)
+    if args.action == "import":
+        if not args.paths:
+            print("error: name what to import: a folder of images or a prediction output", file=sys.stderr)
+            return 2
+        bad = 0
+        for path in args.paths:
+            report = import_path(store, path)
+            print(
+                f"{path}: {report.images} new images, {report.predictions} predictions, {len(report.bad_rows)} bad rows"
+            )
+            for reason in report.bad_rows[:20]:
+                print(f"  {reason}")
+            bad += len(report.bad_rows)
+        return 0 if not bad else 2
+    if not args.output:
+        print("error: export needs --output FILE", file=sys.stderr)
+        return 2
     check_output(args.output, inputs=[], internal=get_settings().internal_stores())
-    count = LabelStore(args.db or get_settings().labels_db).export_corrections(args.output)
+    count = store.export_corrections(args.output)
     print(f"{count} labelled images -> {args.output}")
     return 0
 
@@ -275,9 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--model-root", "--model_root")
     m.set_defaults(handler=_models)
 
-    lb = sub.add_parser("labels", help="The label store: export the corrections retraining reads.")
-    lb.add_argument("action", choices=["export"])
-    lb.add_argument("--output", required=True, help="Corrections CSV to write (local or gs://).")
+    lb = sub.add_parser("labels", help="The label store: import images and predictions, export corrections.")
+    lb.add_argument("action", choices=["import", "export"])
+    lb.add_argument("paths", nargs="*", help="import: image folders and batch prediction outputs (.csv, .jsonl).")
+    lb.add_argument("--output", help="export: the corrections CSV to write (local or gs://).")
     lb.add_argument("--db", help="SQLAlchemy URL of the label store (default: IMGCLF_LABELS_DB).")
     lb.set_defaults(handler=_labels)
 

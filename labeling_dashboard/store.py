@@ -150,20 +150,24 @@ class LabelStore:
 
     def add_images(self, uris: Iterable[str], source: str = "", split: str | None = None) -> int:
         """Adds the images not yet known; returns how many were new."""
-        added = 0
+        added, wanted = 0, list(dict.fromkeys(uris))
         with self._session.begin() as session:
-            known = set(session.scalars(select(ImageRow.uri)))
-            for uri in dict.fromkeys(uris):
-                if uri not in known:
-                    session.add(ImageRow(uri=uri, source=source, split=split, added_at=_now()))
-                    added += 1
+            for start in range(0, len(wanted), 500):  # bounded IN lists
+                chunk = wanted[start : start + 500]
+                known = set(session.scalars(select(ImageRow.uri).where(ImageRow.uri.in_(chunk))))
+                for uri in chunk:
+                    if uri not in known:
+                        session.add(ImageRow(uri=uri, source=source, split=split, added_at=_now()))
+                        added += 1
         return added
 
     def add_prediction(
         self, uri: str, model_name: str, model_version: int, labels: list[str], scores: dict[str, float]
-    ) -> None:
-        """A model's labels for an image (added if unknown): a pre-annotation for people to confirm."""
-        self.add_images([uri], source=f"{model_name} v{model_version}")
+    ) -> int:
+        """A model's labels for an image (added if unknown): a pre-annotation for people to confirm.
+
+        Returns 1 if the image was new, else 0."""
+        new = self.add_images([uri], source=f"{model_name} v{model_version}")
         with self._session.begin() as session:
             session.add(
                 PredictionRow(
@@ -175,6 +179,7 @@ class LabelStore:
                     predicted_at=_now(),
                 )
             )
+        return new
 
     def current(self, uri: str) -> Annotation | None:
         """The newest annotation of ``uri``, or None if no one has labelled it."""
