@@ -49,7 +49,11 @@ def _records(path: str) -> list[tuple[int, dict | None, str]]:
     out = []
     for record in reader:
         record["labels"] = [label for label in (record.get("labels") or "").split(";") if label]
-        record["scores"] = json.loads(record["scores"]) if record.get("scores") else {}
+        try:
+            record["scores"] = json.loads(record["scores"]) if record.get("scores") else {}
+        except ValueError:
+            out.append((reader.line_num, None, "its scores cell is not a JSON object"))
+            continue
         out.append((reader.line_num, record, ""))
     return out
 
