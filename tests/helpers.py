@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-import socket
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from imgclf.emulators import free_port  # noqa: F401  (tests import it from here)
 
 COLOURS = {"red": (200, 30, 30), "green": (30, 180, 40), "blue": (30, 40, 200)}
 
@@ -53,12 +54,6 @@ def tiny_train_config(**overrides):
 def file_tree(root: Path) -> dict[str, bytes]:
     """Every file under ``root`` with its bytes: equal before and after means nothing was touched."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def register_relabelled_version(registry_root: Path, name: str, labels: list[str], alias: str | None = None) -> int:

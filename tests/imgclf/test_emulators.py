@@ -11,32 +11,20 @@ import pytest
 from imgclf.emulators import BigQueryEmulator, EmulatorError, PubSubEmulator
 
 
-@pytest.fixture(scope="module")
-def pubsub():
-    with PubSubEmulator() as emulator, emulator.environ():
-        yield emulator
-
-
-@pytest.fixture(scope="module")
-def bq():
-    with BigQueryEmulator() as emulator, emulator.environ():
-        yield emulator
-
-
 def _name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
-def test_pubsub_publish_then_pull(pubsub):
-    topic = pubsub.create_topic(_name("topic"))
-    subscription = pubsub.create_subscription(_name("sub"), topic.rsplit("/", 1)[1])
-    assert os.environ["PUBSUB_EMULATOR_HOST"] == pubsub.target
+def test_pubsub_publish_then_pull(pubsub_emulator):
+    topic = pubsub_emulator.create_topic(_name("topic"))
+    subscription = pubsub_emulator.create_subscription(_name("sub"), topic.rsplit("/", 1)[1])
+    assert os.environ["PUBSUB_EMULATOR_HOST"] == pubsub_emulator.target
 
-    publisher = pubsub.publisher()
+    publisher = pubsub_emulator.publisher()
     ids = [publisher.publish(topic, f"m{i}".encode(), n=str(i)).result(timeout=30) for i in range(3)]
 
     received = []
-    with pubsub.subscriber() as subscriber:
+    with pubsub_emulator.subscriber() as subscriber:
         for _ in range(20):  # bounded: the emulator may hand out fewer than asked for per pull
             response = subscriber.pull(subscription=subscription, max_messages=10, timeout=10)
             received += response.received_messages
@@ -55,10 +43,10 @@ def test_pubsub_publish_then_pull(pubsub):
     assert all(m.message.publish_time.year >= 2024 for m in received)
 
 
-def test_beam_streaming_inserts_reach_the_bigquery_emulator(bq):
+def test_beam_streaming_inserts_reach_the_bigquery_emulator(bigquery_emulator):
     from models import bigquery as mbq
 
-    table = f"{bq.create_dataset(_name('ds'))}.{_name('rows')}"
+    table = f"{bigquery_emulator.create_dataset(_name('ds'))}.{_name('rows')}"
     rows = [{"uri": f"gs://b/{i}.jpg", "label": "cat" if i % 2 else "dog", "score": i / 10} for i in range(5)]
     with beam.Pipeline(runner="FnApiRunner") as p:
         _ = (
@@ -72,7 +60,7 @@ def test_beam_streaming_inserts_reach_the_bigquery_emulator(bq):
                 write_disposition=beam.io.BigQueryDisposition.WRITE_APPEND,
             )
         )
-    with mbq.client(bq.project) as client:
+    with mbq.client(bigquery_emulator.project) as client:
         back = sorted((dict(r) for r in client.list_rows(table, timeout=30)), key=lambda r: r["uri"])
     assert back == rows
 
@@ -82,9 +70,9 @@ def test_bigquery_emulator_without_its_venv_says_how_to_make_it(tmp_path):
         BigQueryEmulator(venv=tmp_path / "missing").start()
 
 
-def test_stop_ends_the_process_group(pubsub):
+def test_stop_ends_the_process_group(pubsub_emulator):
     with PubSubEmulator(startup_timeout=60) as other:
         pid = other.pid
-        assert other.port != pubsub.port
+        assert other.port != pubsub_emulator.port
     with pytest.raises(ProcessLookupError):
         os.killpg(pid, 0)
