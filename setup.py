@@ -17,6 +17,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=[f"{p}*" for p in PACKAGES]),
+    package_data={"labeling_dashboard": ["migrations/*.py", "migrations/*.mako", "migrations/versions/*.py"]},
     install_requires=[
         "apache-beam[gcp]>=2.77,<2.78",
         "tensorflow>=2.21,<2.22",  # tfx-bsl pulls tensorflow; never add tensorflow-cpu beside it
@@ -41,6 +42,9 @@ setup(
         "httpx>=0.28,<0.29",  # the API's load generator and its tests
         "streamlit>=1.67,<1.68",
         "sqlalchemy>=2.1,<2.2",  # lineage store (and the label store)
+        "alembic>=1.20,<1.21",  # the label store's schema migrations
+        "psycopg[binary]>=3.3,<3.4",  # the label store on PostgreSQL / Cloud SQL
+        "bcrypt>=5,<6",  # the dashboard's configured users
         "keras-tuner==1.4.8",
         "pyyaml>=6,<7",
     ],
@@ -54,6 +58,7 @@ setup(
             "psutil>=7.2,<8",
             "schemathesis>=4.32,<4.33",
             "hypothesis>=6.170,<7",  # property tests of the CSV reader
+            "playwright==1.65.2",  # drives Debian's chromium in the dashboard's browser test
         ],
     },
     entry_points={"console_scripts": ["imgclf=imgclf.cli:main"]},

@@ -82,25 +82,30 @@ def _publish(args: argparse.Namespace) -> int:
 
 def _labels(args: argparse.Namespace) -> int:
     """Import images and predictions into the label store; export the corrections retraining reads."""
-    from labeling_dashboard.imports import import_path
+    from labeling_dashboard.imports import import_paths
     from labeling_dashboard.store import LabelStore
     from models.locations import check_output
 
     store = LabelStore(args.db or get_settings().labels_db)
     if args.action == "import":
         if not args.paths:
-            print("error: name what to import: a folder of images or a prediction output", file=sys.stderr)
+            print("error: name what to import: an image folder, a manifest or a prediction output", file=sys.stderr)
             return 2
-        bad = 0
-        for path in args.paths:
-            report = import_path(store, path)
-            print(
-                f"{path}: {report.images} new images, {report.predictions} predictions, {len(report.bad_rows)} bad rows"
-            )
-            for reason in report.bad_rows[:20]:
-                print(f"  {reason}")
-            bad += len(report.bad_rows)
-        return 0 if not bad else 2
+        report = import_paths(
+            store,
+            args.paths,
+            relative_to=args.relative_to,
+            all_or_nothing=args.all_or_nothing,
+            model_root=args.model_root,
+        )
+        print(
+            f"{report.images} new images, {report.predictions} predictions, {report.annotations} labels, "
+            f"{len(report.bad_rows)} bad rows"
+            + (" (skipped; --all-or-nothing imports none)" if report.bad_rows else "")
+        )
+        for reason in report.bad_rows[:20]:
+            print(f"  {reason}")
+        return 0 if not report.bad_rows else 2
     if not args.output:
         print("error: export needs --output FILE", file=sys.stderr)
         return 2
@@ -296,9 +301,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     lb = sub.add_parser("labels", help="The label store: import images and predictions, export corrections.")
     lb.add_argument("action", choices=["import", "export"])
-    lb.add_argument("paths", nargs="*", help="import: image folders and batch prediction outputs (.csv, .jsonl).")
+    lb.add_argument(
+        "paths",
+        nargs="*",
+        help="import: image folders or gs:// prefixes, manifests, batch or stream prediction outputs "
+        "(.csv, .jsonl, globs), bq://project.dataset.table.",
+    )
     lb.add_argument("--output", help="export: the corrections CSV to write (local or gs://).")
     lb.add_argument("--db", help="SQLAlchemy URL of the label store (default: IMGCLF_LABELS_DB).")
+    lb.add_argument(
+        "--relative-to", help="import: folder that relative image URIs in prediction outputs are relative to."
+    )
+    lb.add_argument("--all-or-nothing", action="store_true", help="import: any bad row imports nothing.")
+    lb.add_argument("--model-root", "--model_root", help="import: registry whose label specs order the queue.")
     lb.set_defaults(handler=_labels)
 
     r = sub.add_parser("retrain", help="Run the retraining pipeline once: validate, train, evaluate, push if better.")
