@@ -320,7 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--config", help="YAML with model_name, manifest, corrections, trainer, validation, evaluation.")
     r.add_argument("--model", help="Overrides model_name in the config.")
     r.add_argument("--manifest", help="Overrides manifest in the config.")
-    r.add_argument("--corrections", help="Corrections CSV (image_uri,labels,corrected_at); overrides the config.")
+    r.add_argument(
+        "--corrections",
+        help="Corrections CSV (image_uri,labels,corrected_at) or the label store URL (IMGCLF_LABELS_DB); "
+        "overrides the config.",
+    )
     r.add_argument("--model-root", "--model_root")
     r.add_argument("--every", help="Keep running: start a run when this long has passed since the last (e.g. 24h)...")
     r.add_argument(

@@ -20,11 +20,11 @@ import yaml
 from pydantic import BaseModel, Field
 
 from beam_pipelines import example_gen
-from models import storage
 from models.registry import ModelRegistry, check_name
 from models.settings import get_settings
 from models.train_config import TrainConfig
 from models.tuning import TunerConfig
+from retraining.corrections import for_run
 from retraining.evaluator import EvaluationConfig, evaluate_candidate
 from retraining.infra_validator import validate_in_fresh_process
 from retraining.lineage import LineageStore
@@ -117,17 +117,18 @@ def _run(config: RetrainConfig, store: LineageStore, summary: RunSummary) -> Non
     t = _now()
     examples_dir = str(run_dir / "examples")
     argv = [f"--manifest={config.manifest}", f"--output_dir={examples_dir}"]
-    if config.corrections and storage.exists(config.corrections):
-        argv.append(f"--corrections={config.corrections}")
+    corrections, added_labels = for_run(config.corrections, run_dir)
+    if corrections:
+        argv.append(f"--corrections={corrections}")
     elif config.corrections:
-        log.info("      no corrections at %s yet", config.corrections)
+        log.info("      no corrections in %s yet", config.corrections)
     stats = example_gen.run(argv)
     summary.counts = {s: v["examples"] for s, v in stats["splits"].items()} | {"unreadable": stats["unreadable"]}
     log.info("      examples %s", summary.counts)
     examples_art, stats_art = store.record(
         summary.run_id,
         "ExampleGen",
-        {"manifest": config.manifest, "corrections": config.corrections},
+        {"manifest": config.manifest, "corrections": config.corrections, "corrections_read": corrections},
         [],
         [("examples", examples_dir, summary.counts), ("statistics", f"{examples_dir}/statistics.json", {})],
         t,
@@ -139,7 +140,9 @@ def _run(config: RetrainConfig, store: LineageStore, summary: RunSummary) -> Non
     previous = (
         json.loads(Path(previous_art.uri).read_text()) if previous_art and Path(previous_art.uri).exists() else None
     )
-    report = validate(stats, production.card.label_spec if production else None, config.validation, previous)
+    report = validate(
+        stats, production.card.label_spec if production else None, config.validation, previous, added_labels
+    )
     report_path = run_dir / "validation.json"
     report_path.write_text(report.model_dump_json(indent=2))
     summary.validation = {"errors": report.errors, "warnings": report.warnings}

@@ -7,8 +7,6 @@ of the scheduler neither repeats a run nor forgets one.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import re
 import time
@@ -16,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from models import storage
+from retraining.corrections import new_since, parse_time
 from retraining.lineage import LineageStore
 from retraining.lock import RunLocked
 from retraining.pipeline import RetrainConfig, format_summary, run_once
@@ -30,22 +28,6 @@ def parse_every(text: str) -> timedelta:
     if not match:
         raise ValueError(f"cannot read interval {text!r}; use a number and s, m, h or d, e.g. 24h")
     return timedelta(**{_UNITS[match[2]]: float(match[1])})
-
-
-def _parse_time(text: str) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def new_corrections_since(corrections: str | None, since: datetime | None) -> int:
-    if not corrections or not storage.exists(corrections):
-        return 0
-    rows = csv.DictReader(io.StringIO(storage.read_text(corrections)))
-    times = [_parse_time(row.get("corrected_at") or "") for row in rows]
-    return sum(1 for t in times if t is not None and (since is None or t > since))
 
 
 def due(
@@ -63,7 +45,7 @@ def due(
 
 def last_run_start(store: LineageStore, model_name: str) -> datetime | None:
     runs = [r for r in store.runs(model_name) if r.status != "abandoned"]
-    return _parse_time(runs[-1].started_at) if runs else None
+    return parse_time(runs[-1].started_at) if runs else None
 
 
 def run_forever(
@@ -81,7 +63,7 @@ def run_forever(
     while iterations is None or done < iterations:
         done += 1
         last = last_run_start(store, config.model_name)
-        reason = due(datetime.now(UTC), last, every, new_corrections_since(config.corrections, last), min_new_labels)
+        reason = due(datetime.now(UTC), last, every, new_since(config.corrections, last), min_new_labels)
         if reason:
             log.info("starting a run: %s", reason)
             try:

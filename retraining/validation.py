@@ -7,6 +7,7 @@ so the checks are the ones this task needs, written out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -40,13 +41,22 @@ def _shares(counts: dict[str, int]) -> dict[str, float]:
 
 
 def validate(
-    stats: dict[str, Any], spec: LabelSpec | None, config: ValidationConfig, previous: dict[str, Any] | None = None
+    stats: dict[str, Any],
+    spec: LabelSpec | None,
+    config: ValidationConfig,
+    previous: dict[str, Any] | None = None,
+    added_labels: Sequence[str] = (),
 ) -> ValidationReport:
+    """``added_labels``: labels an admin added in the label store; they are new on purpose."""
     report = ValidationReport()
     splits = stats["splits"]
     seen = sorted({label for s in splits.values() for label in s["label_counts"]})
     if spec is not None:
         new = [label for label in seen if label not in spec.labels]
+        approved = [label for label in new if label in added_labels]
+        if approved:
+            report.warnings.append(f"labels {approved}, added in the label store, will be added to the label spec")
+        new = [label for label in new if label not in approved]
         if new and not config.allow_new_labels:
             counts = {label: sum(s["label_counts"].get(label, 0) for s in splits.values()) for label in new}
             report.errors += [

@@ -1,8 +1,15 @@
 """Whole retraining runs on tiny data with the small CNN: a blessed push, a refused candidate,
-a validation stop, the run lock, and rollback."""
+a validation stop, the run lock, and rollback.
+
+A whole run costs tens of seconds (most of it the InfraValidator's fresh process), so the
+first run is made once per module (``first_run``) and the tests that go on from it get a
+private copy of its registry and work folder (``after_first_run``); the images and the
+manifest are shared and never written.
+"""
 
 import fcntl
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,29 +22,62 @@ from retraining.lock import RunLocked, run_lock
 from retraining.pipeline import RetrainConfig, format_summary, run_once
 from tests.helpers import write_colour_dataset, write_csv
 
-TRAINER = {"backbone": "small_cnn", "image_size": 32, "epochs": 25, "learning_rate": 0.02, "patience": 25}
+# Red against blue is learnt in a few epochs; more only make each run slower.
+TRAINER = {"backbone": "small_cnn", "image_size": 32, "epochs": 10, "learning_rate": 0.02, "patience": 10}
 
 
-@pytest.fixture
-def setup(tmp_path):
-    rows = write_colour_dataset(tmp_path / "data", ["red", "blue"], 24)
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Images and a manifest with explicit splits (read-only): (folder, manifest rows)."""
+    folder = tmp_path_factory.mktemp("retrain-data")
+    rows = write_colour_dataset(folder, ["red", "blue"], 24)
     splits = ["train"] * 16 + ["validation"] * 4 + ["test"] * 4
     body = [[rel, colour, splits[i % 24]] for i, (rel, colour) in enumerate(rows)]
-    write_csv(tmp_path / "data/manifest.csv", ["image_uri", "labels", "split"], body)
-    config = RetrainConfig(
+    write_csv(folder / "manifest.csv", ["image_uri", "labels", "split"], body)
+    return folder, body
+
+
+def _config(data_dir: Path, root: Path) -> RetrainConfig:
+    return RetrainConfig(
         model_name="rb",
-        manifest=str(tmp_path / "data/manifest.csv"),
-        model_root=str(tmp_path / "models"),
-        work_dir=str(tmp_path / "work"),
+        manifest=str(data_dir / "manifest.csv"),
+        model_root=str(root / "models"),
+        work_dir=str(root / "work"),
         trainer={**TRAINER, "labels": ["red", "blue"]},
         evaluation={"floor": 0.8, "tolerance": 0.02},
     )
-    return tmp_path, config, body
 
 
-def test_first_run_is_blessed_on_the_floor_and_pushed_with_lineage(setup):
-    tmp_path, config, _ = setup
-    summary = run_once(config)
+@pytest.fixture
+def setup(data, tmp_path):
+    """A fresh registry and work folder: no run yet."""
+    data_dir, body = data
+    return tmp_path, _config(data_dir, tmp_path), body
+
+
+@pytest.fixture(scope="module")
+def first_run(data, tmp_path_factory):
+    """The module's first run, read-only: a run killed midway (left 'running' in the lineage),
+    then a whole run that is blessed and pushes v1. Returns (root, config, summary, dead run id)."""
+    root = tmp_path_factory.mktemp("first-run")
+    config = _config(data[0], root)
+    Path(config.work_dir).mkdir(parents=True)
+    dead = LineageStore(config.lineage).start_run("rb", {})
+    return root, config, run_once(config), dead
+
+
+@pytest.fixture
+def after_first_run(first_run, data, tmp_path):
+    """A private copy of the registry and work folder (lineage included) after ``first_run``."""
+    root, config, _, _ = first_run
+    shutil.copytree(root / "models", tmp_path / "models")
+    shutil.copytree(root / "work", tmp_path / "work")
+    config = config.model_copy(update={"model_root": str(tmp_path / "models"), "work_dir": str(tmp_path / "work")})
+    return tmp_path, config, data
+
+
+def test_first_run_is_blessed_on_the_floor_and_pushed_with_lineage(first_run):
+    root, config, summary, _ = first_run
     assert summary.status == "succeeded" and summary.blessed and summary.pushed_version == 1
     assert summary.production is None and summary.candidate["accuracy"] >= 0.8
     assert summary.counts == {"train": 32, "validation": 8, "test": 8, "unreadable": 0}
@@ -45,7 +85,7 @@ def test_first_run_is_blessed_on_the_floor_and_pushed_with_lineage(setup):
     assert registry.alias("rb", "production") == 1
     card = registry.card("rb", 1)
     assert card.training["retraining_run"] == summary.run_id
-    assert (tmp_path / "models/rb/versions/1/evaluation/report.html").exists()
+    assert (root / "models/rb/versions/1/evaluation/report.html").exists()
     store = LineageStore(config.lineage)
     components = [e.component for e in store.executions(summary.run_id)]
     assert components == ["ExampleGen", "DataValidation", "Trainer", "Evaluator", "InfraValidator", "Pusher"]
@@ -54,14 +94,11 @@ def test_first_run_is_blessed_on_the_floor_and_pushed_with_lineage(setup):
     assert "pushed: v1 is production" in format_summary(summary)
 
 
-def test_a_candidate_trained_on_mislabelled_data_is_never_promoted(setup):
-    tmp_path, config, body = setup
-    assert run_once(config).pushed_version == 1
+def test_a_candidate_trained_on_mislabelled_data_is_never_promoted(after_first_run):
+    tmp_path, config, (data_dir, body) = after_first_run
     swapped = {"red": "blue", "blue": "red"}
     corrections = [
-        [str(tmp_path / "data" / rel), swapped[colour], "2026-11-01T00:00:00Z"]
-        for rel, colour, split in body
-        if split != "test"
+        [str(data_dir / rel), swapped[colour], "2026-11-01T00:00:00Z"] for rel, colour, split in body if split != "test"
     ]
     write_csv(tmp_path / "corrections.csv", ["image_uri", "labels", "corrected_at"], corrections)
     summary = run_once(config.model_copy(update={"corrections": str(tmp_path / "corrections.csv")}))
@@ -72,13 +109,12 @@ def test_a_candidate_trained_on_mislabelled_data_is_never_promoted(setup):
     assert ModelRegistry(config.model_root).versions("rb") == [1]
 
 
-def test_an_unknown_label_stops_the_run_at_validation(setup):
-    tmp_path, config, body = setup
-    run_once(config)
+def test_an_unknown_label_stops_the_run_at_validation(after_first_run):
+    tmp_path, config, (data_dir, body) = after_first_run
     write_csv(
         tmp_path / "c.csv",
         ["image_uri", "labels", "corrected_at"],
-        [[str(tmp_path / "data" / body[0][0]), "crimson", "2026-11-01T00:00:00Z"]],
+        [[str(data_dir / body[0][0]), "crimson", "2026-11-01T00:00:00Z"]],
     )
     summary = run_once(config.model_copy(update={"corrections": str(tmp_path / "c.csv")}))
     assert summary.status == "failed" and summary.pushed_version is None
@@ -94,18 +130,14 @@ def test_a_second_run_at_the_same_time_is_refused(setup):
             run_once(config)
 
 
-def test_a_run_killed_midway_is_marked_abandoned_by_the_next(setup):
-    _, config, _ = setup
-    Path(config.work_dir).mkdir(parents=True)
-    store = LineageStore(config.lineage)
-    dead = store.start_run("rb", {})
-    run_once(config)
-    assert {r.id: r.status for r in store.runs("rb")}[dead] == "abandoned"
+def test_a_run_killed_midway_is_marked_abandoned_by_the_next(first_run):
+    _, config, summary, dead = first_run  # the first run started after the dead one
+    runs = {r.id: r.status for r in LineageStore(config.lineage).runs("rb")}
+    assert runs == {dead: "abandoned", summary.run_id: "succeeded"}
 
 
-def test_rollback_returns_production_to_the_previous_version(setup):
-    _, config, _ = setup
-    run_once(config)
+def test_rollback_returns_production_to_the_previous_version(after_first_run):
+    _, config, _ = after_first_run
     lenient = EvaluationConfig(floor=0.0, tolerance=1.0, per_label_tolerance=1.0)
     run_once(config.model_copy(update={"evaluation": lenient}))
     registry = ModelRegistry(config.model_root)

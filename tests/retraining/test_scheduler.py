@@ -1,11 +1,14 @@
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from labeling_dashboard.store import LabelStore
 from models.registry import ModelRegistry
+from retraining.corrections import new_since
 from retraining.lineage import LineageStore
 from retraining.pipeline import RetrainConfig
-from retraining.scheduler import due, new_corrections_since, parse_every, run_forever
+from retraining.scheduler import due, parse_every, run_forever
 from tests.helpers import write_colour_dataset, write_csv
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -31,12 +34,12 @@ def test_only_corrections_after_the_last_run_count(tmp_path):
         ["image_uri", "labels", "corrected_at"],
         [["a", "x", "2026-11-29T11:00:00Z"], ["b", "x", "2026-11-29T13:00:00Z"], ["c", "x", "not a time"]],
     )
-    assert new_corrections_since(str(tmp_path / "c.csv"), NOW) == 1
-    assert new_corrections_since(str(tmp_path / "c.csv"), None) == 2
-    assert new_corrections_since(str(tmp_path / "missing.csv"), NOW) == 0
+    assert new_since(str(tmp_path / "c.csv"), NOW) == 1
+    assert new_since(str(tmp_path / "c.csv"), None) == 2
+    assert new_since(str(tmp_path / "missing.csv"), NOW) == 0
 
 
-def test_the_loop_runs_once_then_again_when_corrections_arrive(tmp_path):
+def test_the_loop_runs_again_when_labels_are_saved_in_the_label_store_and_trains_on_them(tmp_path):
     rows = write_colour_dataset(tmp_path / "d", ["red", "blue"], 12)
     splits = ["train"] * 8 + ["validation"] * 2 + ["test"] * 2
     write_csv(
@@ -44,27 +47,36 @@ def test_the_loop_runs_once_then_again_when_corrections_arrive(tmp_path):
         ["image_uri", "labels", "split"],
         [[rel, c, splits[i % 12]] for i, (rel, c) in enumerate(rows)],
     )
+    labels_db = f"sqlite:///{tmp_path / 'labels.db'}"
     config = RetrainConfig(
         model_name="rb",
         manifest=str(tmp_path / "d/m.csv"),
-        corrections=str(tmp_path / "c.csv"),
+        corrections=labels_db,  # the store itself: no export step
         model_root=str(tmp_path / "models"),
         work_dir=str(tmp_path / "work"),
         trainer={"backbone": "small_cnn", "image_size": 32, "epochs": 5, "labels": ["red", "blue"]},
-        validation={"min_examples_per_label": 2},
+        validation={"min_examples_per_label": 2, "max_label_share_drift": 1.0},
         evaluation={"floor": 0.0, "tolerance": 1.0, "per_label_tolerance": 1.0},
     )
     sleeps = []
     run_forever(config, timedelta(hours=24), min_new_labels=2, poll_seconds=0, iterations=2, sleep=sleeps.append)
-    store = LineageStore(config.lineage)
-    assert [r.trigger for r in store.runs("rb")] == ["first run"] and sleeps == [0]
+    lineage = LineageStore(config.lineage)
+    assert [r.trigger for r in lineage.runs("rb")] == ["first run"] and sleeps == [0]
 
-    later = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
-    write_csv(
-        tmp_path / "c.csv",
-        ["image_uri", "labels", "corrected_at"],
-        [[str(tmp_path / "d" / rel), c, later] for rel, c in rows[:2]],
-    )
+    store = LabelStore(labels_db)  # two red training images corrected to blue by a person
+    red_train = [
+        str(tmp_path / "d" / rel) for i, (rel, c) in enumerate(rows) if c == "red" and splits[i % 12] == "train"
+    ]
+    store.add_images(red_train[:2])
+    for uri in red_train[:2]:
+        store.annotate(uri, ["blue"], "ann", seen_revision=0)
     run_forever(config, timedelta(hours=24), min_new_labels=2, poll_seconds=0, iterations=1)
-    assert [r.trigger for r in store.runs("rb")] == ["first run", "2 new corrections (>= 2)"]
+    runs = lineage.runs("rb")
+    assert [r.trigger for r in runs] == ["first run", "2 new corrections (>= 2)"]
     assert ModelRegistry(config.model_root).versions("rb") == [1, 2]
+    first, second = (
+        json.loads((tmp_path / "work" / "runs" / str(r.id) / "examples" / "statistics.json").read_text())
+        for r in runs
+    )
+    before, after = first["splits"]["train"]["label_counts"], second["splits"]["train"]["label_counts"]
+    assert after == {"red": before["red"] - 2, "blue": before["blue"] + 2}

@@ -30,6 +30,11 @@ def test_an_unknown_label_is_an_error_that_names_it_unless_allowed():
     assert allowed.ok and "new labels ['cracked']" in allowed.warnings[0]
 
 
+def test_a_label_an_admin_added_in_the_label_store_is_accepted_as_new():
+    report = validate(_stats({"ok": 30, "bad": 20, "cracked": 7}), SPEC, ValidationConfig(), added_labels=["cracked"])
+    assert report.ok and "labels ['cracked'], added in the label store" in report.warnings[0]
+
+
 def test_too_few_examples_fail_and_imbalance_warns():
     report = validate(_stats({"ok": 300, "bad": 3}, test=1), SPEC, ValidationConfig())
     assert any("'bad' has 3 training examples" in e for e in report.errors)
