@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import typing
 
@@ -198,6 +199,42 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dashboard(argv: list[str]) -> int:
+    """Streamlit's flags (``--server.port 8502``) pass through; see labeling_dashboard/launch.py."""
+    if argv[:1] in (["-h"], ["--help"]):
+        print(
+            "usage: imgclf dashboard [--insecure] [STREAMLIT FLAGS ...]\n\n"
+            "The labeling dashboard on http://127.0.0.1:8501 over IMGCLF_LABELS_DB. Streamlit's own flags\n"
+            "pass through (--server.port 8502, --server.address 0.0.0.0). With no sign-in configured\n"
+            "(IMGCLF_DASHBOARD_USERS, IMGCLF_TRUSTED_USER_HEADER) it stays on loopback unless --insecure."
+        )
+        return 0
+    from labeling_dashboard.launch import streamlit_command
+    from labeling_dashboard.settings import get_dashboard_settings
+
+    command = streamlit_command(argv, get_dashboard_settings())
+    os.execv(command[0], command)
+    return 0  # not reached
+
+
+def _dashboard_user(args: argparse.Namespace) -> int:
+    import getpass
+
+    from labeling_dashboard.auth import add_user
+    from labeling_dashboard.settings import get_dashboard_settings
+
+    path = args.users or get_dashboard_settings().dashboard_users
+    if not path:
+        print("error: name the users file with --users or IMGCLF_DASHBOARD_USERS", file=sys.stderr)
+        return 2
+    password = (
+        sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass(f"password for {args.name}: ")
+    )
+    add_user(path, args.name, password, args.role)
+    print(f"{args.name} ({args.role}) -> {path}")
+    return 0
+
+
 def _data(args: argparse.Namespace) -> int:
     from models.datasets import write_elpv
 
@@ -342,6 +379,15 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--insecure", action="store_true", help="Serve without API keys beyond loopback.")
     v.set_defaults(handler=_serve)
 
+    sub.add_parser("dashboard", help="The labeling dashboard (Streamlit); Streamlit's flags pass through.")
+    du = sub.add_parser("dashboard-user", help="Add or change a dashboard user (bcrypt-hashed password).")
+    du.add_argument("action", choices=["add"])
+    du.add_argument("name")
+    du.add_argument("--role", choices=["annotator", "admin"], default="annotator")
+    du.add_argument("--users", help="Users file (default: IMGCLF_DASHBOARD_USERS).")
+    du.add_argument("--password-stdin", action="store_true", help="Read the password from stdin.")
+    du.set_defaults(handler=_dashboard_user)
+
     d = sub.add_parser("data", help="Write a demo dataset from a PyPI package as images plus manifests.")
     d.add_argument("dataset", choices=["elpv"])
     d.add_argument("--out", default=None, help="Folder (default: <IMGCLF_DATA_DIR>/elpv-<task>).")
@@ -374,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
             return _classify(argv[1:])
         if argv and argv[0] == "stream":
             return _stream(argv[1:])
+        if argv and argv[0] == "dashboard":
+            return _dashboard(argv[1:])
         args = build_parser().parse_args(argv)
         return args.handler(args)
     except ImgclfError as e:
