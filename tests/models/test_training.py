@@ -13,10 +13,14 @@ from models.training import train
 from tests.helpers import COLOURS, colour_image, tiny_train_config, write_colour_dataset, write_csv
 
 
+def _signature(registry: ModelRegistry, name: str):
+    """The exported serving signature; load it once per test (a large SavedModel takes seconds)."""
+    signature = tf.saved_model.load(registry.resolve(name).saved_model_uri).signatures["serving_default"]
+    return lambda images: signature(image_bytes=tf.constant(images))["probabilities"].numpy()
+
+
 def _signature_probabilities(registry: ModelRegistry, name: str, images: list[bytes]) -> np.ndarray:
-    resolved = registry.resolve(name)
-    loaded = tf.saved_model.load(resolved.saved_model_uri)
-    return loaded.signatures["serving_default"](image_bytes=tf.constant(images))["probabilities"].numpy()
+    return _signature(registry, name)(images)
 
 
 def test_multiclass_model_is_registered_with_card_metrics_and_report(trained_registry):
@@ -189,9 +193,10 @@ def test_cached_fine_tuning_ensemble_with_tta_exports_a_consistent_model(tmp_pat
     assert result.card.training["fine_tuned_backbone_parameters"] > 2e6  # two tops
     assert result.card.metrics["test"]["accuracy"] == 1.0
     images = [colour_image("red", 900), colour_image("blue", 901)]
-    probs = _signature_probabilities(registry, "ct", images)
+    classify = _signature(registry, "ct")
+    probs = classify(images)
     mirrored = io.BytesIO()
     Image.open(io.BytesIO(images[0])).transpose(Image.ROTATE_90).save(mirrored, format="PNG")
-    flipped = _signature_probabilities(registry, "ct", [mirrored.getvalue()])
+    flipped = classify([mirrored.getvalue()])
     assert [result.card.label_spec.decide(p) for p in probs] == [["red"], ["blue"]]
     np.testing.assert_allclose(probs[0], flipped[0], atol=1e-4)  # a rotated image has the same 8 views
