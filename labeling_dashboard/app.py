@@ -50,7 +50,7 @@ def main() -> None:
     if user is None:
         st.stop()
     try:
-        store = open_store(settings.labels_db)
+        store = open_store(settings.labels_db, settings.labels_db_wait_s)
         facets = store.facets()
         choices = label_choices(
             settings.model_root,

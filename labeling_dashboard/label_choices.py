@@ -53,9 +53,9 @@ class LabelChoices:
 def label_choices(model_root: str, model: str | None, added: list[str], seen: list[str]) -> LabelChoices:
     """From the model's production version when there is one, else from the labels seen in the store."""
     registry = ModelRegistry(model_root)
-    try:
+    try:  # the card alone: the dashboard never loads the network
         name = registry.default_model(model)
-        card = registry.resolve(name).card
+        card = registry.card(name, registry.alias(name, "production") or registry.versions(name)[-1])
     except Exception:  # no model yet: label from scratch with what the store knows
         labels = tuple(dict.fromkeys([*seen, *added]))
         return LabelChoices(Task.MULTICLASS, labels, "labels seen in the store; no model registered yet")

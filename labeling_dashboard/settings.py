@@ -34,6 +34,9 @@ class DashboardSettings(Settings):
     allowed_read_prefixes: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["./var/"], description="Where the Admin page may import from (folders, gs://)."
     )
+    labels_db_wait_s: float = Field(
+        5.0, gt=0, description="How long a save waits for a locked SQLite store before the page says so."
+    )
     grid_page_size: int = Field(48, gt=0, le=200, description="Thumbnails per grid page.")
 
     @field_validator("dashboard_admins", "allowed_read_prefixes", mode="before")

@@ -27,9 +27,9 @@ class Context:
 
 
 @st.cache_resource(show_spinner=False)
-def open_store(url: str) -> LabelStore:
+def open_store(url: str, wait_s: float) -> LabelStore:
     """One engine per server process; a store that fails to open is not cached, so it is retried."""
-    return LabelStore(url)
+    return LabelStore(url, busy_timeout_s=wait_s)
 
 
 @st.cache_data(show_spinner=False, max_entries=4000)

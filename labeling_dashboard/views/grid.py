@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from labeling_dashboard.store import Change, Item
+from labeling_dashboard.store import Change, Item, StoreUnavailable
 from labeling_dashboard.views.common import Context, label_text, queue_filter, thumbnail_url
 from models.errors import InvalidInput
 
@@ -34,7 +34,14 @@ def render(ctx: Context) -> None:
     size = ctx.settings.grid_page_size
     pages = max(1, -(-total // size))
     page = st.number_input(f"Page (of {pages}, {total} images)", 1, pages, 1, key="grid_page")
-    items = ctx.store.queue(f, limit=size, offset=(page - 1) * size)
+    view_key = (f, page, s.get("grid_epoch", 0))
+    if s.get("grid_view") != view_key:  # a new page: freeze its images and the revisions it shows
+        items = ctx.store.queue(f, limit=size, offset=(page - 1) * size)
+        s["grid_view"], s["grid_uris"] = view_key, [i.uri for i in items]
+        s["grid_seen"] = {i.uri: i.revision for i in items}
+    else:  # the same page: same images in the same rows, so a selection means what was seen
+        by_uri = {i.uri: i for i in ctx.store.items(s["grid_uris"])}
+        items = [by_uri[u] for u in s["grid_uris"] if u in by_uri]
     if not items:
         st.info("No images with these filters.")
         return
@@ -46,13 +53,6 @@ def render(ctx: Context) -> None:
                 f"{len(conflicts)} were saved by someone else after this page loaded and were left as they are: "
                 + "; ".join(f"{u.rsplit('/', 1)[-1]} ({who}: {label_text(labels)})" for u, who, labels in conflicts)
             )
-            for uri, _, _ in conflicts:
-                s["grid_seen"].pop(uri, None)
-    view_key = (f, page)
-    if s.get("grid_view") != view_key:  # a new page: remember the revisions it shows
-        s["grid_view"], s["grid_seen"] = view_key, {}
-    for item in items:
-        s["grid_seen"].setdefault(item.uri, item.revision)
 
     table = pd.DataFrame(
         {
@@ -65,7 +65,7 @@ def render(ctx: Context) -> None:
     )
     event = st.dataframe(
         table,
-        key=f"grid_{s.get('grid_epoch', 0)}",
+        key=f"grid_{s.get('grid_epoch', 0)}_{s.get('grid_widget', 0)}",
         on_select="rerun",
         selection_mode="multi-row",
         selection_default={"selection": {"rows": s.pop("grid_select_all", [])}},
@@ -79,12 +79,15 @@ def render(ctx: Context) -> None:
     )
     rows = list(event.selection.rows) if event else []
     selected = [items[r] for r in rows if r < len(items)]
-    pick_all, clear, _ = st.columns([1, 1, 4])
+    pick_all, clear, refresh, _ = st.columns([1, 1, 1, 3])
     if pick_all.button("Select all on page", key="grid_all"):
-        s["grid_epoch"] = s.get("grid_epoch", 0) + 1
+        s["grid_widget"] = s.get("grid_widget", 0) + 1
         s["grid_select_all"] = list(range(len(items)))
         st.rerun()
     if clear.button("Clear selection", key="grid_clear"):
+        s["grid_widget"] = s.get("grid_widget", 0) + 1
+        st.rerun()
+    if refresh.button("Reload page", key="grid_reload"):
         s["grid_epoch"] = s.get("grid_epoch", 0) + 1
         st.rerun()
 
@@ -102,9 +105,11 @@ def render(ctx: Context) -> None:
         except InvalidInput as e:
             st.error(str(e))
             return
-        result = ctx.store.annotate_many(changes, ctx.user.name)
-        for saved in result.saved:
-            s["grid_seen"][saved.uri] = saved.revision
+        try:
+            result = ctx.store.annotate_many(changes, ctx.user.name)
+        except StoreUnavailable as e:  # one transaction: nothing was saved, the selection is kept
+            st.error(f"Not saved: {e}. Nothing was changed; apply again in a moment.")
+            return
         s["grid_epoch"] = s.get("grid_epoch", 0) + 1
         s["grid_message"] = (len(result.saved), [(c.uri, c.annotator, c.labels) for c in result.conflicts])
         st.rerun()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from labeling_dashboard.store import AnnotationConflict, Item, QueueFilter
+from labeling_dashboard.store import AnnotationConflict, Item, QueueFilter, StoreUnavailable
 from labeling_dashboard.views.common import SHOWN_SIDE, Context, label_text, queue_filter, shown_image
 from models.errors import InvalidInput
 
@@ -59,6 +59,9 @@ def _save(
         return
     except AnnotationConflict as e:
         s["conflict"] = e.current
+        return
+    except StoreUnavailable as e:  # the choice stays pending; saving again works once the store is back
+        s["message"] = ("error", f"Not saved: {e}. Your choice is kept; press Save again in a moment.")
         return
     s["pending"].pop(item.uri, None)
     s["message"] = ("success", f"Saved {item.uri.rsplit('/', 1)[-1]}: {'unusable' if unusable else label_text(labels)}")
