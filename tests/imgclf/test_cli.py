@@ -1,10 +1,14 @@
-"""The `imgclf` console script, run as a user runs it: train, list, show, classify."""
+"""The `imgclf` console script, run as a user runs it: train, list, show, classify.
+
+Refusals, which happen before any work, call the same ``main()`` in-process.
+"""
 
 import csv
 import json
 import os
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -23,6 +27,26 @@ def imgclf(*args: str, env: dict, check: bool = True) -> subprocess.CompletedPro
 @pytest.fixture
 def env(tmp_path):
     return {**os.environ, "IMGCLF_MODEL_ROOT": str(tmp_path / "models"), "IMGCLF_DATA_DIR": str(tmp_path / "var")}
+
+
+@pytest.fixture
+def in_process(env, monkeypatch, capsys):
+    """``imgclf ARGS`` through the command's own main(), in this process, for refusals, which
+    happen before any work (each subprocess costs a TensorFlow import, ~10 s)."""
+    from imgclf.cli import main
+    from models.settings import get_settings
+
+    for key in ("IMGCLF_MODEL_ROOT", "IMGCLF_DATA_DIR"):
+        monkeypatch.setenv(key, env[key])
+    get_settings.cache_clear()
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["imgclf", *args], code, out, err)
+
+    yield run
+    get_settings.cache_clear()
 
 
 def test_train_on_a_folder_then_classify_a_csv(tmp_path, env):
@@ -48,18 +72,25 @@ def test_train_on_a_folder_then_classify_a_csv(tmp_path, env):
     assert "rb version 1 (binary, 2 labels)" in trained.stdout and "aliases set: production" in trained.stdout
     assert "head epoch 1/20" in trained.stderr  # progress per epoch
 
-    listed = imgclf("models", "list", env=env)
-    assert "rb: versions [1], aliases production=1" in listed.stdout
-    card = json.loads(imgclf("models", "show", "rb", env=env).stdout)
-    assert card["label_spec"]["labels"] == ["red", "blue"] and card["aliases"] == {"production": 1}
-
     (tmp_path / "new").mkdir()
     (tmp_path / "new/a.png").write_bytes(colour_image("blue", 4242))
     (tmp_path / "new/b.png").write_bytes(colour_image("red", 4243))
     (tmp_path / "new/c.png").write_bytes(b"GIF89a broken")
     write_csv(tmp_path / "new/in.csv", ["image_uri"], [["a.png"], ["b.png"], ["c.png"]])
     out = tmp_path / "new/out.csv"
-    classified = imgclf("classify", "--input", str(tmp_path / "new/in.csv"), "--output", str(out), env=env)
+    # Three commands that only read the registry: side by side, as a user's shells could run them.
+    with ThreadPoolExecutor(3) as pool:
+        listed, shown, classified = pool.map(
+            lambda args: imgclf(*args, env=env),
+            [
+                ("models", "list"),
+                ("models", "show", "rb"),
+                ("classify", "--input", str(tmp_path / "new/in.csv"), "--output", str(out)),
+            ],
+        )
+    assert "rb: versions [1], aliases production=1" in listed.stdout
+    card = json.loads(shown.stdout)
+    assert card["label_spec"]["labels"] == ["red", "blue"] and card["aliases"] == {"production": 1}
     assert "3 records (2 ok, 1 errors)" in classified.stdout
     with open(out, newline="") as f:
         rows = {r["image_uri"]: r for r in csv.DictReader(f)}
@@ -67,10 +98,10 @@ def test_train_on_a_folder_then_classify_a_csv(tmp_path, env):
     assert rows["c.png"]["error"].startswith("decode_error")
 
 
-def test_train_reports_an_unknown_label_and_exits_nonzero(tmp_path, env):
+def test_train_reports_an_unknown_label_and_exits_nonzero(tmp_path, in_process):
     write_colour_dataset(tmp_path / "d", ["red", "blue"], 4)
     write_csv(tmp_path / "m.csv", ["image_uri", "labels"], [["d/red/0.png", "red"], ["d/blue/0.png", "bleu"]])
-    result = imgclf(
+    result = in_process(
         "train",
         "--manifest",
         str(tmp_path / "m.csv"),
@@ -80,22 +111,18 @@ def test_train_reports_an_unknown_label_and_exits_nonzero(tmp_path, env):
         "red,blue",
         "--backbone",
         "small_cnn",
-        env=env,
-        check=False,
     )
     assert result.returncode == 2
     assert "unknown label 'bleu' in 1 rows (rows 2)" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_classify_fails_fast_on_a_csv_without_image_uri(tmp_path, env):
+def test_classify_fails_fast_on_a_csv_without_image_uri(tmp_path, in_process):
     write_csv(tmp_path / "in.csv", ["file"], [["a.png"]])
-    result = imgclf(
-        "classify", "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "o.csv"), env=env, check=False
-    )
+    result = in_process("classify", "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "o.csv"))
     assert result.returncode == 2 and "no 'image_uri' column" in result.stderr
 
 
-def test_retrain_twice_then_roll_back(tmp_path, env):
+def test_retrain_twice_then_roll_back(tmp_path, env, in_process):
     rows = write_colour_dataset(tmp_path / "d", ["red", "blue"], 16)
     splits = ["train"] * 10 + ["validation"] * 3 + ["test"] * 3
     write_csv(
@@ -113,5 +140,5 @@ def test_retrain_twice_then_roll_back(tmp_path, env):
     assert "pushed: v1 is production" in first.stdout and "[6/6] Pusher" in first.stderr
     assert "pushed: v2 is production" in imgclf("retrain", "--config", str(tmp_path / "retrain.yaml"), env=env).stdout
     assert "production moved from v2 back to v1" in imgclf("models", "rollback", "rb", env=env).stdout
-    refused = imgclf("models", "rollback", "rb", env=env, check=False)
+    refused = in_process("models", "rollback", "rb")
     assert refused.returncode == 3 and "no earlier version" in refused.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -50,15 +51,18 @@ def test_list_shows_broken_versions_and_aliases_with_the_reason(broken_registry,
 
 
 def test_show_of_a_broken_version_prints_the_error_and_exits_5(broken_registry, env):
-    healthy = imgclf("models", "show", "m", env=env)
-    assert '"version": 1' in healthy.stdout
-    for args, problem in [
+    cases = [
         (["--version", "2"], "model 'm' version 2 is broken: model.json is not valid JSON"),
         (["--alias", "candidate"], "model 'm' version 2 is broken"),
         (["--version", "3"], "model 'm' version 3 is broken: it has no saved_model/saved_model.pb"),
         (["--alias", "staging"], "alias 'staging' of model 'm' is broken"),
-    ]:
-        shown = imgclf("models", "show", "m", *args, env=env, check=False)
+    ]
+    # Each command only reads the registry: run them side by side (each is a process start of seconds).
+    with ThreadPoolExecutor(3) as pool:
+        healthy = pool.submit(imgclf, "models", "show", "m", env=env)
+        results = list(pool.map(lambda case: imgclf("models", "show", "m", *case[0], env=env, check=False), cases))
+    assert '"version": 1' in healthy.result().stdout
+    for (args, problem), shown in zip(cases, results, strict=True):
         assert shown.returncode == 5, (args, shown.stdout, shown.stderr)
         assert shown.stderr.startswith(f"error: {problem}") and "Traceback" not in shown.stderr
         assert shown.stdout == ""

@@ -63,12 +63,12 @@ def classify(env, monkeypatch, capsys):
     get_settings.cache_clear()
 
 
-def test_an_output_naming_an_existing_folder_is_refused_and_the_folder_kept(tmp_path, env, two):
+def test_an_output_naming_an_existing_folder_is_refused_and_the_folder_kept(tmp_path, classify, two):
     folder = tmp_path / "some_dir"
     (folder / "keep").mkdir(parents=True)
     (folder / "keep" / "notes.txt").write_text("mine")
     before = file_tree(folder)
-    result = imgclf("classify", "--input", str(two), "--output", str(folder), env=env, check=False)
+    result = classify("--input", str(two), "--output", str(folder))
     _refused(result, 2, "is an existing folder")
     assert file_tree(folder) == before
 
