@@ -75,16 +75,16 @@ def test_a_second_version_becomes_candidate_unless_promoted(colour_data, tmp_pat
     assert registry.alias("c", "production") == 3
 
 
-def test_unknown_label_against_production_names_it(colour_data, tmp_path):
-    registry = ModelRegistry(str(tmp_path))
-    train(tiny_train_config(model_name="c", manifest=str(colour_data / "manifest.csv"), epochs=1), registry)
+def test_unknown_label_against_production_names_it(colour_data, registry_root, tmp_path):
+    registry = ModelRegistry(str(registry_root))  # 'colours' v1 (blue, green, red) is production
     write_csv(
         tmp_path / "new.csv",
         ["image_uri", "labels"],
         [[str(colour_data / "red/0.png"), "red"], [str(colour_data / "red/1.png"), "crimson"]],
     )
     with pytest.raises(ManifestError, match="unknown label 'crimson' in 1 rows \\(rows 2\\)"):
-        train(tiny_train_config(model_name="c", manifest=str(tmp_path / "new.csv")), registry)
+        train(tiny_train_config(model_name="colours", manifest=str(tmp_path / "new.csv")), registry)
+    assert registry.versions("colours") == [1]
 
 
 def test_unreadable_images_are_listed_by_row_unless_skipped(tmp_path):
