@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv emulators demo demo-stream test bench bench-api bench-stream bench-accuracy serve lint clean
+.PHONY: venv emulators system-deps dashboard bench-labels demo demo-stream test bench bench-api bench-stream bench-accuracy serve lint clean
 
 $(STAMP): setup.py constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=/path/to/python3.11)"; exit 1; }
@@ -42,8 +42,12 @@ demo: venv
 demo-stream: venv $(EMU_STAMP)
 	$(PY) -m imgclf.demo_stream
 
-## make test: the whole suite (starts its own GCS, Pub/Sub and BigQuery emulators on loopback)
-test: venv emulators
+## make system-deps: Chromium and the PostgreSQL server, from Debian, when absent (the dashboard's tests)
+system-deps:
+	bash .ci/system-deps
+
+## make test: the whole suite (starts its own GCS, Pub/Sub, BigQuery emulators and PostgreSQL on loopback)
+test: venv emulators system-deps
 	$(PY) -m pytest -q tests
 
 ## make bench: batch throughput, naive loop vs in-graph ceiling vs Beam pipeline
@@ -58,9 +62,17 @@ bench-api: venv
 bench-stream: venv $(EMU_STAMP)
 	$(PY) -m bench.stream_throughput
 
+## make bench-labels: the label store with 100,000 images on SQLite and PostgreSQL: queue page, save, grid action
+bench-labels: venv system-deps
+	$(PY) -m bench.label_store
+
 ## make bench-accuracy: ELPV binary / four-class / multilabel accuracy, trained here on the CPU
 bench-accuracy: venv
 	$(PY) -m bench.accuracy
+
+## make dashboard: the labeling dashboard on http://127.0.0.1:8501 over the label store (after make demo)
+dashboard: venv
+	$(VENV)/bin/imgclf dashboard
 
 ## make serve: the API on http://127.0.0.1:8000 over the registry (after make demo)
 serve: venv

@@ -1,7 +1,8 @@
 """``make demo``: the main job end to end on real data, through the commands users run.
 
 ELPV solar-cell images (PyPI ``elpv-dataset``) -> ``imgclf train`` (EfficientNet-Lite0,
-ImageNet weights) -> ``imgclf classify`` on the held-out quarter -> a short summary.
+ImageNet weights) -> ``imgclf classify`` on the held-out quarter -> the predictions into the
+label store, where ``imgclf dashboard`` shows the least confident first -> a short summary.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from labeling_dashboard.settings import DashboardSettings
 from models.datasets import elpv_label_order, write_elpv
 from models.settings import get_settings
 
@@ -20,7 +22,7 @@ MODEL = "elpv-demo"
 
 
 def _step(n: int, text: str) -> None:
-    print(f"\n[{n}/4] {text}", flush=True)
+    print(f"\n[{n}/5] {text}", flush=True)
 
 
 def _imgclf(*args: str) -> None:
@@ -73,7 +75,11 @@ def main() -> int:
         settings.model_root,
     )
 
-    _step(4, "Summary")
+    _step(4, "Loading the predictions into the label store for review (imgclf dashboard)")
+    _imgclf("labels", "import", output, "--relative-to", str(data_dir / "elpv"), "--model-root", settings.model_root)
+    retrain_config = _write_retrain_config(paths["manifest"], settings)
+
+    _step(5, "Summary")
     with open(output, newline="") as f:
         rows = list(csv.DictReader(f))
     ok = [r for r in rows if not r["error"]]
@@ -94,8 +100,29 @@ def main() -> int:
     print(f"    open with:  column -s, -t < {output} | less -S     (or pandas.read_csv)")
     print(f"  pictures:    {report}/confusion_matrix.png, {report}/training_curves.png")
     print(f"  model card:  imgclf models show {MODEL} --model-root {settings.model_root}")
+    print("  review:      imgclf dashboard   (http://127.0.0.1:8501: the least confident predictions first)")
+    print("  corrections: imgclf labels export --output corrections.csv")
+    print(f"  retrain:     imgclf retrain --config {retrain_config}   (reads the label store directly)")
     print(f"  total time:  {time.monotonic() - started:.0f}s")
     return 0
+
+
+def _write_retrain_config(manifest: str, settings) -> str:
+    """The retraining config the dashboard's Retrain page and ``imgclf retrain`` use; a file
+    someone else wrote there is left alone."""
+    path = Path(DashboardSettings().retrain_config or f"{settings.data_dir}/retrain.yaml")
+    text = (
+        "# Written by make demo: retrain the demo model on its manifest plus the label store's labels.\n"
+        f"model_name: {MODEL}\nmanifest: {manifest}\ncorrections: {settings.labels_db}\n"
+        f"model_root: {settings.model_root}\n"
+        f"trainer: {{epochs: 100, labels: [{', '.join(elpv_label_order('binary'))}]}}\n"
+    )
+    if path.exists() and not path.read_text().startswith("# Written by make demo"):
+        print(f"  {path} exists and was not written by the demo: left as it is")
+        return str(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return str(path)
 
 
 if __name__ == "__main__":

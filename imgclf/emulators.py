@@ -425,3 +425,68 @@ class BigQueryEmulator(_Emulator):
         with self.client() as c:
             c.create_dataset(f"{self.project}.{dataset}", exists_ok=True, timeout=30)
         return f"{self.project}.{dataset}"
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL server (Debian's ``postgresql`` package), as Cloud SQL would be.
+
+    ``initdb`` and ``pg_ctl`` refuse to run as root, so as root they run as the ``postgres``
+    user. It listens on loopback only, from a temporary folder removed on stop::
+
+        with PostgresServer() as pg:
+            url = pg.create_database("labels")  # postgresql://imgclf@127.0.0.1:PORT/labels
+    """
+
+    def __init__(self) -> None:
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        initdb = str(found[-1]) if found else shutil.which("initdb")
+        if initdb is None:
+            raise EmulatorError("PostgreSQL is not installed: apt-get install -y postgresql (make system-deps)")
+        self.bindir = Path(initdb).parent
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self.root = Path(tempfile.mkdtemp(prefix="imgclf-pg-"))
+        self.port = free_port()
+        self.url = f"postgresql://imgclf@127.0.0.1:{self.port}"
+
+    def _run(self, *command: str) -> None:
+        done = subprocess.run([*self.as_user, *command], capture_output=True, text=True, timeout=120)
+        if done.returncode:
+            raise EmulatorError(f"{Path(command[0]).name} failed: {(done.stderr or done.stdout).strip()[-1000:]}")
+
+    def start(self) -> Self:
+        if self.as_user:
+            shutil.chown(self.root, "postgres")
+        data = self.root / "data"
+        self._run(str(self.bindir / "initdb"), "-D", str(data), "-U", "imgclf", "--auth=trust", "-E", "UTF8")
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -F"  # -F: no fsync, a throwaway server
+        self._run(
+            str(self.bindir / "pg_ctl"), "-D", str(data), "-l", str(self.root / "log"), "-w", "-o", options, "start"
+        )
+        return self
+
+    def create_database(self, name: str) -> str:
+        """A fresh, empty database (an existing one of that name is dropped); returns its URL."""
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(
+            f"postgresql+psycopg://imgclf@127.0.0.1:{self.port}/postgres", isolation_level="AUTOCOMMIT"
+        )
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+        return f"{self.url}/{name}"
+
+    def stop(self) -> None:
+        subprocess.run(
+            [*self.as_user, str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "stop"],
+            capture_output=True,
+            timeout=60,
+        )
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

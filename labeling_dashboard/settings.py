@@ -30,7 +30,9 @@ class DashboardSettings(Settings):
     dashboard_model: str | None = Field(
         None, description="Model whose label spec the controls offer; default the registry's default model."
     )
-    retrain_config: str | None = Field(None, description="Retraining YAML that the Retrain page starts runs with.")
+    retrain_config: str | None = Field(
+        "./var/retrain.yaml", description="Retraining YAML the Retrain page starts runs with (make demo writes one)."
+    )
     allowed_read_prefixes: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["./var/"], description="Where the Admin page may import from (folders, gs://)."
     )

@@ -26,7 +26,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import and_, create_engine, event, func, insert, or_, select, update
+from sqlalchemy import and_, create_engine, event, func, insert, or_, select, tuple_, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import sessionmaker
@@ -438,51 +438,76 @@ class LabelStore:
 
     # ---- saving decisions ----
 
-    def _save(self, session, change: Change, annotator: str, at: datetime) -> Annotation | None:
-        """The conditional UPDATE that makes a save atomic; None if the revision moved on."""
-        labels = [] if change.unusable else change.labels
-        labels_json = _labels_json(labels)
-        moved = session.execute(
-            update(ImageRow)
-            .where(ImageRow.uri == change.uri, ImageRow.revision == change.seen_revision)
-            .values(
-                revision=change.seen_revision + 1,
-                labeled=True,
-                labels=labels_json,
-                unusable=change.unusable,
-                reason=change.reason,
-                annotator=annotator,
-                annotated_at=at,
-                disagrees=and_(
-                    ImageRow.predicted_labels.is_not(None),
-                    or_(ImageRow.predicted_labels != labels_json, change.unusable),
-                ),
+    def _save_all(self, session, changes: Sequence[Change], annotator: str, at: datetime) -> tuple[list, list]:
+        """Each change is one conditional UPDATE (it moves the image's revision only if it is still
+        the one seen: the atomic part); the history rows follow in one INSERT. Returns (saved, stale)."""
+        moved, stale = [], []
+        for change in changes:
+            labels_json = _labels_json([] if change.unusable else change.labels)
+            row = session.execute(
+                update(ImageRow)
+                .where(ImageRow.uri == change.uri, ImageRow.revision == change.seen_revision)
+                .values(
+                    revision=change.seen_revision + 1,
+                    labeled=True,
+                    labels=labels_json,
+                    unusable=change.unusable,
+                    reason=change.reason,
+                    annotator=annotator,
+                    annotated_at=at,
+                    disagrees=and_(
+                        ImageRow.predicted_labels.is_not(None),
+                        or_(ImageRow.predicted_labels != labels_json, change.unusable),
+                    ),
+                )
+                .returning(ImageRow.id, ImageRow.model_name, ImageRow.model_version, ImageRow.predicted_labels)
+            ).first()
+            (moved.append((change, labels_json, *row)) if row else stale.append(change))
+        if not moved:
+            return [], stale
+        pairs = [(image_id, change.seen_revision) for change, _, image_id, *_ in moved if change.seen_revision]
+        replaced = {}
+        for start in range(0, len(pairs), _CHUNK):
+            replaced |= {
+                (image_id, revision): id_
+                for id_, image_id, revision in session.execute(
+                    select(AnnotationRow.id, AnnotationRow.image_id, AnnotationRow.revision).where(
+                        tuple_(AnnotationRow.image_id, AnnotationRow.revision).in_(pairs[start : start + _CHUNK])
+                    )
+                )
+            }
+        rows = [
+            {
+                "image_id": image_id,
+                "revision": change.seen_revision + 1,
+                "replaces": replaced.get((image_id, change.seen_revision)),
+                "labels": labels_json,
+                "unusable": change.unusable,
+                "reason": change.reason,
+                "annotator": annotator,
+                "created_at": at,
+                "model_name": model_name,
+                "model_version": model_version,
+                "predicted_labels": predicted,
+            }
+            for change, labels_json, image_id, model_name, model_version, predicted in moved
+        ]
+        session.execute(insert(AnnotationRow), rows)
+        saved = [
+            Annotation(
+                change.uri,
+                row["revision"],
+                tuple(json.loads(row["labels"])),
+                annotator,
+                at,
+                change.unusable,
+                change.reason,
+                f"{row['model_name']} v{row['model_version']}" if row["model_name"] else None,
+                _tuple(row["predicted_labels"]),
             )
-            .returning(ImageRow.id, ImageRow.model_name, ImageRow.model_version, ImageRow.predicted_labels)
-        ).first()
-        if moved is None:
-            return None
-        image_id, model_name, model_version, predicted = moved
-        replaces = session.scalar(
-            select(AnnotationRow.id).where(
-                AnnotationRow.image_id == image_id, AnnotationRow.revision == change.seen_revision
-            )
-        )
-        row = AnnotationRow(
-            image_id=image_id,
-            revision=change.seen_revision + 1,
-            replaces=replaces,
-            labels=labels_json,
-            unusable=change.unusable,
-            reason=change.reason,
-            annotator=annotator,
-            created_at=at,
-            model_name=model_name,
-            model_version=model_version,
-            predicted_labels=predicted,
-        )
-        session.add(row)
-        return _annotation(change.uri, row)
+            for (change, *_), row in zip(moved, rows, strict=True)
+        ]
+        return saved, stale
 
     def _refusal(self, change: Change) -> Annotation:
         current = self.current(change.uri)
@@ -505,25 +530,19 @@ class LabelStore:
         """Saves a decision on top of ``seen_revision`` (0: the image had none); AnnotationConflict if stale."""
         change = Change(uri, labels, seen_revision, unusable, reason)
         try:
-            saved = self._run(lambda s: self._save(s, change, annotator, _now()), write=True)
+            saved, _ = self._run(lambda s: self._save_all(s, [change], annotator, _now()), write=True)
         except IntegrityError:  # a racing save took this revision between our UPDATE and INSERT
-            saved = None
-        if saved is not None:
-            return saved
+            saved = []
+        if saved:
+            return saved[0]
         self.item(uri)  # NotFound for an unknown image
         raise AnnotationConflict(self._refusal(change))
 
     def annotate_many(self, changes: Sequence[Change], annotator: str) -> BulkResult:
         """A grid action in one transaction: every image whose revision is still the one seen
         is saved; the others are left alone and returned as conflicts with what is there now."""
-        at, result, stale = _now(), BulkResult(), []
-
-        def work(session):
-            for change in changes:
-                saved = self._save(session, change, annotator, at)
-                (result.saved.append(saved) if saved else stale.append(change))
-
-        self._run(work, write=True)
+        result = BulkResult()
+        result.saved, stale = self._run(lambda s: self._save_all(s, changes, annotator, _now()), write=True)
         for change in stale:
             self.item(change.uri)
             result.conflicts.append(self._refusal(change))

@@ -149,7 +149,7 @@ def render(ctx: Context) -> None:
 
     left, right = st.columns([3, 2])
     with left:
-        zoom = st.select_slider("Zoom", ["fit", "1.5x", "2x", "3x"], key="zoom", label_visibility="collapsed")
+        zoom = st.segmented_control("Zoom", ["fit", "1.5x", "2x", "3x"], default="fit", key="zoom") or "fit"
         shown = shown_image(item.uri, SHOWN_SIDE)
         if shown.data:
             width = "stretch" if zoom == "fit" else int(SHOWN_SIDE * float(zoom[:-1]) / 2)
@@ -173,7 +173,7 @@ def render(ctx: Context) -> None:
             _conflict(ctx, item, f)
         _controls(ctx, item, pending, f)
         st.markdown(f"Your choice: **{label_text(pending)}**")
-        save, skip, back = st.columns(3)
+        save, skip, back = st.columns([2, 1, 1])
         if save.button("Save and next", key="save", shortcut="enter", type="primary"):
             _save(ctx, item, pending, f)
             st.rerun()
