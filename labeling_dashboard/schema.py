@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -22,8 +22,9 @@ class Base(DeclarativeBase):
 class ImageRow(Base):
     __tablename__ = "images"
     __table_args__ = (
-        Index("ix_images_queue", "labeled", "uncertainty", "id"),
-        Index("ix_images_priority", "uncertainty", "id"),
+        # the review orders (unlabelled first or mixed, most uncertain first), so a page is an index walk
+        Index("ix_images_queue", "labeled", text("uncertainty DESC"), "id"),
+        Index("ix_images_priority", text("uncertainty DESC"), "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

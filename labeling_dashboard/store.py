@@ -284,11 +284,13 @@ class LabelStore:
             added = 0
             for start in range(0, len(rows), _CHUNK):
                 chunk = rows[start : start + _CHUNK]
-                uris = list(dict.fromkeys(p.uri for p in chunk))
+                first = {p.uri: p for p in reversed(chunk)}  # each image's first prediction in the chunk
+                uris = list(first)
                 images = {i.uri: i for i in session.scalars(select(ImageRow).where(ImageRow.uri.in_(uris)))}
                 new = [
                     {"uri": u, "source": source or f"{p.model_name} v{p.model_version}", "added_at": _now()}
-                    for u, p in ((u, next(p for p in chunk if p.uri == u)) for u in uris if u not in images)
+                    for u, p in first.items()
+                    if u not in images
                 ]
                 if new:
                     session.execute(insert(ImageRow), new)

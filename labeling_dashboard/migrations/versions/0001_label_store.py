@@ -40,8 +40,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("uri"),
     )
     with op.batch_alter_table("images", schema=None) as batch_op:
-        batch_op.create_index("ix_images_priority", ["uncertainty", "id"], unique=False)
-        batch_op.create_index("ix_images_queue", ["labeled", "uncertainty", "id"], unique=False)
+        batch_op.create_index("ix_images_priority", [sa.text("uncertainty DESC"), "id"], unique=False)
+        batch_op.create_index("ix_images_queue", ["labeled", sa.text("uncertainty DESC"), "id"], unique=False)
 
     op.create_table(
         "label_additions",
