@@ -441,30 +441,45 @@ class LabelStore:
     # ---- saving decisions ----
 
     def _save_all(self, session, changes: Sequence[Change], annotator: str, at: datetime) -> tuple[list, list]:
-        """Each change is one conditional UPDATE (it moves the image's revision only if it is still
-        the one seen: the atomic part); the history rows follow in one INSERT. Returns (saved, stale)."""
-        moved, stale = [], []
+        """A conditional UPDATE moves each image's revision only if it is still the one seen (the
+        atomic part); changes alike (a grid action) share one statement. The history rows follow
+        in one INSERT. Returns (saved, stale)."""
+        groups: dict[tuple, list[Change]] = defaultdict(list)
         for change in changes:
             labels_json = _labels_json([] if change.unusable else change.labels)
-            row = session.execute(
-                update(ImageRow)
-                .where(ImageRow.uri == change.uri, ImageRow.revision == change.seen_revision)
-                .values(
-                    revision=change.seen_revision + 1,
-                    labeled=True,
-                    labels=labels_json,
-                    unusable=change.unusable,
-                    reason=change.reason,
-                    annotator=annotator,
-                    annotated_at=at,
-                    disagrees=and_(
-                        ImageRow.predicted_labels.is_not(None),
-                        or_(ImageRow.predicted_labels != labels_json, change.unusable),
-                    ),
-                )
-                .returning(ImageRow.id, ImageRow.model_name, ImageRow.model_version, ImageRow.predicted_labels)
-            ).first()
-            (moved.append((change, labels_json, *row)) if row else stale.append(change))
+            groups[(labels_json, change.unusable, change.reason, change.seen_revision)].append(change)
+        moved, stale = [], []
+        for (labels_json, unusable, reason, seen), alike in groups.items():
+            for start in range(0, len(alike), _CHUNK):
+                chunk = {c.uri: c for c in alike[start : start + _CHUNK]}
+                rows = session.execute(
+                    update(ImageRow)
+                    .where(ImageRow.uri.in_(list(chunk)), ImageRow.revision == seen)
+                    .values(
+                        revision=seen + 1,
+                        labeled=True,
+                        labels=labels_json,
+                        unusable=unusable,
+                        reason=reason,
+                        annotator=annotator,
+                        annotated_at=at,
+                        disagrees=and_(
+                            ImageRow.predicted_labels.is_not(None),
+                            or_(ImageRow.predicted_labels != labels_json, unusable),
+                        ),
+                    )
+                    .returning(
+                        ImageRow.uri,
+                        ImageRow.id,
+                        ImageRow.model_name,
+                        ImageRow.model_version,
+                        ImageRow.predicted_labels,
+                    )
+                    .execution_options(synchronize_session=False)
+                ).all()
+                for uri, *row in rows:
+                    moved.append((chunk.pop(uri), labels_json, *row))
+                stale += chunk.values()  # not updated: someone saved since, or unknown
         if not moved:
             return [], stale
         pairs = [(image_id, change.seen_revision) for change, _, image_id, *_ in moved if change.seen_revision]

@@ -173,7 +173,7 @@ def render(ctx: Context) -> None:
             _conflict(ctx, item, f)
         _controls(ctx, item, pending, f)
         st.markdown(f"Your choice: **{label_text(pending)}**")
-        save, skip, back = st.columns([2, 1, 1])
+        save, skip, back = st.columns([5, 3, 3])
         if save.button("Save and next", key="save", shortcut="enter", type="primary"):
             _save(ctx, item, pending, f)
             st.rerun()
