@@ -126,3 +126,42 @@ def test_a_file_that_is_neither_output_nor_manifest_is_refused_by_name(tmp_path,
     bad = write_csv(tmp_path / "x.csv", ["uri", "tag"], [["a.png", "x"]])
     with pytest.raises(InvalidInput, match="neither a prediction output"):
         import_paths(store, [str(bad)])
+
+
+def test_the_stream_bigquery_table_is_imported_as_predictions(bigquery_emulator, store):
+    import uuid
+
+    from google.cloud import bigquery
+
+    from beam_pipelines.bigquery_sink import PREDICTIONS_SCHEMA
+
+    client = bigquery_emulator.client()
+    dataset = f"labels_{uuid.uuid4().hex[:8]}"
+    client.create_dataset(dataset)
+    schema = [bigquery.SchemaField.from_api_repr(f) for f in PREDICTIONS_SCHEMA["fields"]]
+    table = client.create_table(bigquery.Table(f"{client.project}.{dataset}.predictions", schema=schema))
+    rows = [
+        {
+            "image_uri": "gs://b/a.png",
+            "labels": ["red"],
+            "scores": [{"label": "red", "score": 0.9}],
+            "model_name": "m",
+            "model_version": 3,
+            "predicted_at": "2026-11-30T00:00:00Z",
+        },
+        {
+            "image_uri": "gs://b/b.png",
+            "labels": [],
+            "scores": [],
+            "model_name": "m",
+            "model_version": 3,
+            "error": "not_an_image: x",
+            "predicted_at": "2026-11-30T00:00:00Z",
+        },
+    ]
+    assert not client.insert_rows_json(table, rows)
+    report = import_paths(store, [f"bq://{client.project}.{dataset}.predictions"])
+    assert (report.images, report.predictions, report.bad_rows) == (2, 1, [])
+    a = store.item("gs://b/a.png")
+    assert (a.model, a.predicted_labels, a.scores) == ("m v3", ("red",), {"red": 0.9})
+    assert store.item("gs://b/b.png").source.startswith("stream ")
