@@ -10,11 +10,10 @@ from __future__ import annotations
 import streamlit as st
 
 from labeling_dashboard.auth import LOCAL_USER_NAME, User, check_password, from_header, load_users
-from labeling_dashboard.label_choices import label_choices
 from labeling_dashboard.settings import DashboardSettings, get_dashboard_settings
 from labeling_dashboard.store import StoreUnavailable
 from labeling_dashboard.views import admin, grid, insights, review
-from labeling_dashboard.views.common import Context, open_store
+from labeling_dashboard.views.common import Context, cached_label_choices, facets, open_store
 
 VIEWS = {"Review": review.render, "Grid": grid.render, "History": insights.history, "Stats": insights.stats}
 ADMIN_VIEWS = {"Retrain": admin.retrain, "Admin": admin.manage}
@@ -51,12 +50,11 @@ def main() -> None:
         st.stop()
     try:
         store = open_store(settings.labels_db, settings.labels_db_wait_s)
-        facets = store.facets()
-        choices = label_choices(
+        choices = cached_label_choices(
             settings.model_root,
             settings.dashboard_model or settings.default_model,
-            store.added_labels(),
-            facets["predicted_labels"],
+            tuple(store.added_labels()),
+            tuple(facets(settings.labels_db, store)["predicted_labels"]),
         )
         side = st.sidebar
         side.markdown(f"**{user.name}** ({user.role})")
