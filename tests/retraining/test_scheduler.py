@@ -75,8 +75,7 @@ def test_the_loop_runs_again_when_labels_are_saved_in_the_label_store_and_trains
     assert [r.trigger for r in runs] == ["first run", "2 new corrections (>= 2)"]
     assert ModelRegistry(config.model_root).versions("rb") == [1, 2]
     first, second = (
-        json.loads((tmp_path / "work" / "runs" / str(r.id) / "examples" / "statistics.json").read_text())
-        for r in runs
+        json.loads((tmp_path / "work" / "runs" / str(r.id) / "examples" / "statistics.json").read_text()) for r in runs
     )
     before, after = first["splits"]["train"]["label_counts"], second["splits"]["train"]["label_counts"]
     assert after == {"red": before["red"] - 2, "blue": before["blue"] + 2}
