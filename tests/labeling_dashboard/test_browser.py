@@ -90,9 +90,12 @@ def test_the_dashboard_in_chromium_shows_the_queue_and_a_click_and_a_key_label_i
         assert store.current(uris[0]).labels == ("scratch",)
 
         expect(page.get_by_text(uris[1], exact=True)).to_be_visible()  # the next image is on screen
-        page.wait_for_timeout(500)  # and its widgets, shortcuts included, are registered
-        page.evaluate("document.activeElement.blur()")  # keys go to the page, as after the mouse moves on
-        page.keyboard.press("3")  # the next image, by its number key
+        for _ in range(10):  # until its shortcuts are registered: a press before that does nothing
+            page.evaluate("document.activeElement.blur()")  # keys go to the page, as after the mouse moves on
+            page.keyboard.press("3")  # the next image, by its number key
+            page.wait_for_timeout(2_000)
+            if store.current(uris[1]) is not None:
+                break
         expect(page.get_by_text("Saved part1.png: dent")).to_be_visible(timeout=30_000)
         assert store.current(uris[1]).labels == ("dent",)
         page.screenshot(path=str(ARTIFACTS / "dashboard-after-labels.png"), full_page=True)
