@@ -33,6 +33,8 @@ def render(ctx: Context) -> None:
     total = ctx.store.count(f)
     size = ctx.settings.grid_page_size
     pages = max(1, -(-total // size))
+    if s.get("grid_page", 1) > pages:  # fewer pages under new filters
+        s["grid_page"] = 1
     page = st.number_input(f"Page (of {pages}, {total} images)", 1, pages, 1, key="grid_page")
     view_key = (f, page, s.get("grid_epoch", 0))
     if s.get("grid_view") != view_key:  # a new page: freeze its images and the revisions it shows
