@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator
 
@@ -38,6 +39,12 @@ class ExampleGenOptions(PipelineOptions):
             "--corrections", default=None, help="Optional corrections CSV: image_uri,labels,corrected_at."
         )
         parser.add_argument("--output_dir", help="Where <split>/*.tfrecord.gz, statistics.json, unreadable.csv go.")
+
+
+def image_key(uri: str) -> str:
+    """One image, one key: a relative local path (a manifest's), an absolute one (the label
+    store's) and a ``file://`` URI of the same file must meet in the join."""
+    return os.path.abspath(storage.local_path(uri)) if storage.is_local(uri) else uri
 
 
 def merge_labels(
@@ -140,7 +147,7 @@ def build_pipeline(p: beam.Pipeline, options: PipelineOptions) -> None:
 
     def keyed(row: InputRow, source: str) -> tuple[str, InputRow]:
         # A bad row has no usable URI: its own key keeps it apart, so it reaches unreadable.csv.
-        return (f"invalid-row:{source}:{row.line}" if row.error else row.read_uri), row
+        return (f"invalid-row:{source}:{row.line}" if row.error else image_key(row.read_uri)), row
 
     sources = {}
     for name, path, needed in (

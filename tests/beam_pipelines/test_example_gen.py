@@ -65,6 +65,23 @@ def test_examples_merge_corrections_and_keep_splits(tmp_path):
     assert bad["image_uri"] == "broken.png" and bad["error"].startswith("decode_error")
 
 
+def test_a_correction_by_absolute_path_meets_the_manifests_relative_one(tmp_path, monkeypatch):
+    rows = write_colour_dataset(tmp_path / "data", ["red", "blue"], 3)
+    write_csv(tmp_path / "data" / "m.csv", ["image_uri", "labels", "split"], [[r, c, "train"] for r, c in rows])
+    red = tmp_path / "data" / "red" / "0.png"  # as the label store names it
+    write_csv(tmp_path / "c.csv", ["image_uri", "labels", "corrected_at"], [[str(red), "blue", "2026-01-01T00:00:00Z"]])
+    monkeypatch.chdir(tmp_path)  # the manifest named relatively, as make demo's retrain config does
+    options = PipelineOptions(
+        [f"--runner={LOCAL_RUNNER}", "--manifest=data/m.csv", f"--corrections={tmp_path / 'c.csv'}", "--output_dir=out"]
+    )
+    with TestPipeline(options=options) as p:
+        example_gen.build_pipeline(p, options)
+    examples = _read(tmp_path / "out", "train")
+    assert len(examples) == 6  # the corrected image once, not twice
+    (corrected,) = [e for e in examples if e["source"] == "correction"]
+    assert corrected["labels"] == ("blue",) and corrected["uri"].endswith("red/0.png")
+
+
 def test_both_pipelines_options_parse_together():
     """Beam parses every options class in the process at once; no flag may be declared twice."""
     from beam_pipelines import batch  # noqa: F401
