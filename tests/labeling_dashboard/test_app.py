@@ -284,3 +284,21 @@ def test_retrain_starts_a_run_on_the_current_labels_and_shows_its_result(dash, t
     assert runs["pushed version"][0] == "1"
     used = (tmp_path / "work" / "runs" / "1" / "corrections.csv").read_text()
     assert f"{red},blue," in used
+
+
+@pytest.mark.parametrize(("task", "n", "widget"), [("multiclass", 12, "radio"), ("multilabel", 40, "multiselect")])
+def test_many_labels_get_a_radio_or_a_type_ahead_multiselect(tmp_path, monkeypatch, task, n, widget):
+    labels = ["ok", "scratch", "dent"] + [f"defect{i:02d}" for i in range(n - 3)]
+    dash = Dashboard(tmp_path, monkeypatch, LabelSpec(task=task, labels=labels))
+    try:
+        at = dash.run()
+        key = f"{widget}_{dash.uris[0]}".replace("multiselect", "multi")
+        if widget == "radio":
+            at.radio(key=key).set_value("defect05").run()
+        else:
+            at.multiselect(key=key).select("defect33").select("dent").run()
+        at.button(key="save").click().run()
+        saved = dash.store.current(dash.uris[0]).labels
+        assert saved == (("defect05",) if widget == "radio" else ("defect33", "dent", "ok"))
+    finally:
+        get_dashboard_settings.cache_clear()
