@@ -7,21 +7,12 @@ told ``--insecure``.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import tempfile
 
 from api.auth import parse_keys
 from api.settings import ApiSettings
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from models.locations import is_loopback
 
 
 def check_exposure(settings: ApiSettings, host: str) -> None:

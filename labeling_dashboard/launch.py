@@ -7,12 +7,12 @@ loopback then needs ``--insecure``.
 
 from __future__ import annotations
 
-import ipaddress
 import sys
 from pathlib import Path
 
 from labeling_dashboard.settings import DashboardSettings
 from models.errors import NotAllowed
+from models.locations import is_loopback
 
 APP = str(Path(__file__).with_name("app.py"))
 DEFAULTS = {
@@ -32,15 +32,6 @@ def _flag_value(args: list[str], flag: str) -> str | None:
     return None
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def streamlit_command(args: list[str], settings: DashboardSettings) -> list[str]:
     """The ``streamlit run`` command line for ``imgclf dashboard ARGS``."""
     insecure = "--insecure" in args
@@ -48,7 +39,7 @@ def streamlit_command(args: list[str], settings: DashboardSettings) -> list[str]
     flags = [part for flag, value in DEFAULTS.items() if _flag_value(args, flag) is None for part in (flag, value)]
     address = _flag_value(args, "--server.address") or DEFAULTS["--server.address"]
     signed_in = bool(settings.dashboard_users or settings.trusted_user_header)
-    if not _loopback(address) and not signed_in and not insecure:
+    if not is_loopback(address) and not signed_in and not insecure:
         raise NotAllowed(
             f"the dashboard would listen on {address} with no sign-in, letting anyone label as an admin; "
             "set IMGCLF_DASHBOARD_USERS or IMGCLF_TRUSTED_USER_HEADER, or pass --insecure"

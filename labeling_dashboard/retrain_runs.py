@@ -5,6 +5,7 @@ store, which is where the pipeline records status and results.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -65,8 +66,6 @@ def recent_runs(config: RetrainConfig, limit: int = 10) -> list[dict]:
 
 
 def _result(summary_json: str) -> dict:
-    import json
-
     s = json.loads(summary_json or "{}")
     return {
         "candidate": s.get("candidate") or "",

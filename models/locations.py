@@ -9,6 +9,7 @@ never be the input. Local paths are compared after resolving symlinks and ``..``
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import posixpath
 from collections.abc import Mapping, Sequence
@@ -83,3 +84,13 @@ def check_output(output: str, inputs: Sequence[str] = (), internal: Mapping[str,
     for source in inputs:
         if source and normalise(source) == path:
             raise OutputRefused(f"output {output!r} is the input file; name another file")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a server listening on ``host`` is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
