@@ -42,6 +42,12 @@ def _train(args: argparse.Namespace) -> int:
         f"{card.name} version {card.version} ({card.label_spec.task.value}, {len(card.label_spec.labels)} labels): "
         f"{shown}; aliases set: {', '.join(result.aliases_set)}"
     )
+    plan = card.training.get("plan")
+    if plan:
+        print(
+            f"recipe: {plan['rung']}, {card.training['seconds'] / 60:.1f} min of a "
+            f"{plan['budget_seconds'] / 60:.1f} min budget (imgclf models show {card.name} for the plan)"
+        )
     return 0
 
 
@@ -275,6 +281,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--backbone",
         choices=typing.get_args(TrainConfig.model_fields["backbone"].annotation),
         help=f"Default: {default('backbone')}.",
+    )
+    t.add_argument(
+        "--budget",
+        help="Wall-clock budget, e.g. 10m, 90s, 1h: train picks the best recipe that fits this machine "
+        "(default: 1 s per training image plus 2 min, 3-30 min; printed at the start).",
+    )
+    t.add_argument(
+        "--recipe",
+        choices=typing.get_args(TrainConfig.model_fields["recipe"].annotation),
+        help="auto (default): plan within the budget; fast: a head on frozen features only (seconds).",
+    )
+    t.add_argument(
+        "--backbone-weights",
+        help="A backbone from `imgclf pretrain` (local or gs://) instead of the ImageNet weights.",
     )
     t.add_argument("--image-size", type=int, help="Input size in pixels (default: the backbone's).")
     t.add_argument(

@@ -19,6 +19,7 @@ from models.datasets import elpv_label_order, write_elpv
 from models.settings import get_settings
 
 MODEL = "elpv-demo"
+BUDGET = "5m"
 
 
 def _step(n: int, text: str) -> None:
@@ -45,7 +46,11 @@ def main() -> int:
         + ", ".join(f"{s} {splits.count(s)}" for s in ("train", "validation", "test"))
     )
 
-    _step(2, "Training a binary classifier (functional vs defective) on EfficientNet-Lite0 features")
+    _step(2, f"Training a binary classifier (functional vs defective) on EfficientNet-Lite0 within {BUDGET}")
+    print(
+        f"  (--budget {BUDGET} keeps the demo short; with no --budget, train gives itself up to 30 minutes\n"
+        "   here and fine-tunes further: see docs/benchmarks.md)"
+    )
     _imgclf(
         "train",
         "--manifest",
@@ -54,8 +59,8 @@ def main() -> int:
         MODEL,
         "--labels",
         ",".join(elpv_label_order("binary")),
-        "--epochs",
-        "100",
+        "--budget",
+        BUDGET,
         "--promote",
         "--model-root",
         settings.model_root,
@@ -115,7 +120,7 @@ def _write_retrain_config(manifest: str, settings) -> str:
         "# Written by make demo: retrain the demo model on its manifest plus the label store's labels.\n"
         f"model_name: {MODEL}\nmanifest: {manifest}\ncorrections: {settings.labels_db}\n"
         f"model_root: {settings.model_root}\n"
-        f"trainer: {{epochs: 100, labels: [{', '.join(elpv_label_order('binary'))}]}}\n"
+        f"trainer: {{budget: {BUDGET}, labels: [{', '.join(elpv_label_order('binary'))}]}}\n"
     )
     if path.exists() and not path.read_text().startswith("# Written by make demo"):
         print(f"  {path} exists and was not written by the demo: left as it is")

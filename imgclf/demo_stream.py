@@ -99,6 +99,8 @@ def main() -> int:
             str(data_dir / "elpv" / "manifest.csv"),
             "--model",
             MODEL,
+            "--recipe",
+            "fast",
             "--epochs",
             "30",
             "--seed",

@@ -33,10 +33,11 @@ BACKBONES: dict[str, tuple[Callable[..., keras.Model], int, str | None]] = {
 }
 
 
-def build_backbone(name: str, image_size: int | None = None) -> tuple[keras.Model, int]:
-    """The backbone with its pretrained weights, and the image size it was built for."""
+def build_backbone(name: str, image_size: int | None = None, weights: str | None = None) -> tuple[keras.Model, int]:
+    """The backbone with its pretrained weights (``weights``: a file from ``imgclf pretrain`` instead of the
+    default ones), and the image size it was built for."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}")
-    builder, default_size, weights = BACKBONES[name]
+    builder, default_size, default_weights = BACKBONES[name]
     size = image_size or default_size
-    return builder(image_size=size, weights=weights), size
+    return builder(image_size=size, weights=weights or default_weights), size

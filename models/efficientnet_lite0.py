@@ -7,6 +7,8 @@ checkpoint (less its leading underscores) so the port is a name-for-name copy.
 
 from __future__ import annotations
 
+import io
+
 import keras
 import numpy as np
 from keras import layers
@@ -77,10 +79,40 @@ def _top(x, split_block: int):
 
 
 def _load(weights: str | None, *models: keras.Model) -> None:
+    """``weights``: "imagenet", None (random), or a backbone file from ``save_weights`` (``imgclf pretrain``)."""
     if weights == "imagenet":
         load_imagenet_weights(*models)
     elif weights is not None:
-        raise ValueError(f"unknown weights {weights!r}; use 'imagenet' or None")
+        load_weights(weights, *models)
+
+
+def save_weights(path: str, *models: keras.Model) -> None:
+    """Every layer's weights by layer name (.npz, local or gs://): loads into the whole network or its split halves."""
+    from models import storage
+
+    arrays = {f"{layer.name}/{i}": w for m in models for layer in m.layers for i, w in enumerate(layer.get_weights())}
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    storage.replace_atomically(path, buffer.getvalue())
+
+
+def load_weights(path: str, *models: keras.Model) -> None:
+    from models import storage
+
+    try:
+        saved = np.load(io.BytesIO(storage.read_bytes(path)))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path} is not a backbone weights file (.npz from imgclf pretrain): {e}") from None
+    for m in models:
+        for layer in m.layers:
+            count = len(layer.get_weights())
+            if not count:
+                continue
+            keys = [f"{layer.name}/{i}" for i in range(count)]
+            missing = [k for k in keys if k not in saved.files]
+            if missing:
+                raise ValueError(f"{path} has no weights for layer {layer.name!r}: not an EfficientNet-Lite0 backbone")
+            layer.set_weights([saved[k] for k in keys])
 
 
 def build(image_size: int = 224, include_top: bool = False, weights: str | None = "imagenet") -> keras.Model:

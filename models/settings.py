@@ -7,6 +7,7 @@ Command-line flags override these values where a command offers them.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +26,10 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Larger inputs are refused.")
     max_image_pixels: int = Field(50_000_000, gt=0, description="Width x height limit, against decompression bombs.")
     batch_size: int = Field(64, gt=0, description="Images per model call in batch inference.")
+    train_recipe: Literal["auto", "fast"] = Field(
+        "auto", description="`imgclf train` default: the best recipe within the budget, or a head on frozen features."
+    )
+    train_budget: str | None = Field(None, description="`imgclf train` default time budget ('10m'); None scales.")
     labels_db: str = Field(
         "sqlite:///./var/labels.db", description="SQLAlchemy URL of the label store (PostgreSQL for several users)."
     )

@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from models.label_spec import Task
+
+
+def parse_duration(text: str | float) -> float:
+    """Seconds from '90s', '10m', '1h30m' or a bare number of seconds."""
+    if isinstance(text, int | float):
+        seconds = float(text)
+    else:
+        parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
+        if not text.strip() or parts is None:
+            raise ValueError(f"cannot read {text!r} as a duration: use e.g. '90s', '10m', '1h30m'")
+        h, m, sec = (float(p) if p else 0.0 for p in parts.groups())
+        seconds = h * 3600 + m * 60 + sec
+    if seconds <= 0:
+        raise ValueError(f"a duration must be positive, got {text!r}")
+    return seconds
+
+
+def _settings_default(name: str):
+    from models.settings import get_settings
+
+    return getattr(get_settings(), name)
 
 
 class AugmentationConfig(BaseModel):
@@ -32,6 +54,18 @@ class TrainConfig(BaseModel):
     labels: list[str] | None = Field(None, description="Label order; for binary the second is positive.")
     allow_new_labels: bool = False
     backbone: Literal["efficientnet_lite0", "small_cnn"] = "efficientnet_lite0"
+    backbone_weights: str | None = Field(
+        None, description="A backbone file from `imgclf pretrain` (local or gs://) instead of the ImageNet weights."
+    )
+    recipe: Literal["auto", "fast"] = Field(
+        default_factory=lambda: _settings_default("train_recipe"),
+        description="'auto' picks the best recipe that fits the time budget (models/training/budget.py) for every "
+        "recipe field not given; 'fast' trains a head on frozen features only, unless fields say otherwise.",
+    )
+    budget: str | None = Field(
+        default_factory=lambda: _settings_default("train_budget"),
+        description="Wall-clock budget for 'auto', e.g. '10m', '90s', '1h'; default scales with the data size.",
+    )
     image_size: int | None = None
     epochs: int = Field(40, ge=1)
     fine_tune_epochs: int = Field(0, ge=0)
@@ -76,6 +110,17 @@ class TrainConfig(BaseModel):
     promote: bool = False
     max_image_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 50_000_000
+
+    @field_validator("budget")
+    @classmethod
+    def _readable_budget(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @property
+    def budget_seconds(self) -> float | None:
+        return parse_duration(self.budget) if self.budget is not None else None
 
     @classmethod
     def from_yaml(cls, path: str | None, **overrides) -> TrainConfig:

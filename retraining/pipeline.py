@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, Field
 
 from beam_pipelines import example_gen
+from models import storage
 from models.registry import ModelRegistry, check_name
 from models.settings import get_settings
 from models.train_config import TrainConfig
@@ -42,6 +43,16 @@ class RetrainConfig(BaseModel):
     model_root: str = Field(default_factory=lambda: get_settings().model_root)
     work_dir: str = Field(default_factory=lambda: f"{get_settings().data_dir}/retraining")
     lineage_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in work_dir.")
+    examples_root: str | None = Field(
+        None,
+        description="Where ExampleGen writes each run's TFRecords (<root>/run-<id>), local or gs:// beside the "
+        "images; the Trainer reads them from there. Default: the run's folder in work_dir.",
+    )
+    example_gen_args: list[str] = Field(
+        default_factory=list,
+        description="Beam flags for ExampleGen, e.g. --runner=DataflowRunner --project=... (then examples_root "
+        "must be gs://).",
+    )
     trainer: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields (epochs, backbone, ...).")
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
@@ -115,8 +126,12 @@ def _run(config: RetrainConfig, store: LineageStore, summary: RunSummary) -> Non
         "[1/6] ExampleGen: %s%s", config.manifest, f" + corrections {config.corrections}" if config.corrections else ""
     )
     t = _now()
-    examples_dir = str(run_dir / "examples")
-    argv = [f"--manifest={config.manifest}", f"--output_dir={examples_dir}"]
+    examples_dir = (
+        f"{config.examples_root.rstrip('/')}/run-{summary.run_id}" if config.examples_root else str(run_dir / "examples")
+    )
+    if storage.is_dir(examples_dir):
+        raise FileExistsError(f"{examples_dir} already exists; ExampleGen writes only to a new folder")
+    argv = [f"--manifest={config.manifest}", f"--output_dir={examples_dir}", *config.example_gen_args]
     corrections, added_labels = for_run(config.corrections, run_dir)
     if corrections:
         argv.append(f"--corrections={corrections}")
@@ -138,7 +153,7 @@ def _run(config: RetrainConfig, store: LineageStore, summary: RunSummary) -> Non
     t = _now()
     previous_art = store.latest(config.model_name, "statistics")
     previous = (
-        json.loads(Path(previous_art.uri).read_text()) if previous_art and Path(previous_art.uri).exists() else None
+        json.loads(storage.read_text(previous_art.uri)) if previous_art and storage.exists(previous_art.uri) else None
     )
     report = validate(
         stats, production.card.label_spec if production else None, config.validation, previous, added_labels

@@ -7,11 +7,13 @@ are appended only when validation allowed them.
 
 from __future__ import annotations
 
-import glob
+import shutil
+import tempfile
+from pathlib import Path
 
-import tensorflow as tf
+from tfx_bsl.public import tfxio
 
-from beam_pipelines.example_gen import parse_example
+from models import storage
 from models.label_spec import LabelSpec, Task, infer_task
 from models.manifest import SPLITS, Example
 from models.registry import ModelCard
@@ -19,20 +21,46 @@ from models.train_config import TrainConfig
 from models.training import Candidate, fit
 from models.tuning import TunerConfig
 
+_COLUMNS = ("image/encoded", "image/uri", "labels", "split")
 
-def read_examples(examples_dir: str) -> tuple[list[Example], list[bytes]]:
-    """Every example of every split, with its encoded image, in a stable order."""
-    examples, data = [], []
-    for split in SPLITS:
-        files = sorted(glob.glob(f"{examples_dir}/{split}/*.tfrecord.gz"))
-        if not files:
-            continue
-        records = tf.data.TFRecordDataset(files, compression_type="GZIP", num_parallel_reads=tf.data.AUTOTUNE)
-        for raw in records.prefetch(tf.data.AUTOTUNE):
-            e = parse_example(raw.numpy())
-            examples.append(Example(e["uri"], e["labels"], e["split"], len(examples) + 1))
-            data.append(e["image"])
+
+def _shards(examples_uri: str, split: str) -> list[str]:
+    return storage.list_files(f"{examples_uri.rstrip('/')}/{split}/*.tfrecord.gz")
+
+
+def read_examples(examples_uri: str) -> tuple[list[Example], list[bytes]]:
+    """Every example of every split, with its encoded image, in a stable order, from a folder or gs:// prefix.
+
+    TFXIO decodes the tf.Examples into Arrow record batches, as TFX's own Trainer reads them.
+    Shards under gs:// are first copied to local scratch through the same storage layer every
+    other reader uses (TensorFlow's own GCS client has no emulator endpoint to test against);
+    the Trainer holds the images in memory anyway, so the copy costs disk, not a second read.
+    """
+    examples: list[Example] = []
+    data: list[bytes] = []
+    with tempfile.TemporaryDirectory(prefix="imgclf-examples-") as scratch:
+        for split in SPLITS:
+            files = [_local_copy(uri, Path(scratch, split)) for uri in _shards(examples_uri, split)]
+            if not files:
+                continue
+            source = tfxio.TFExampleRecord(file_pattern=files)
+            for batch in source.RecordBatches(tfxio.RecordBatchesOptions(batch_size=256, shuffle=False, num_epochs=1)):
+                columns = {name: batch.column(name).to_pylist() for name in _COLUMNS}
+                for image, uri, labels, split_ in zip(*(columns[c] for c in _COLUMNS), strict=True):
+                    labels = tuple(v.decode() for v in labels or [])
+                    examples.append(Example(uri[0].decode(), labels, split_[0].decode(), len(examples) + 1))
+                    data.append(image[0])
     return examples, data
+
+
+def _local_copy(uri: str, folder: Path) -> str:
+    if storage.is_local(uri):
+        return storage.local_path(uri)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / uri.rsplit("/", 1)[-1]
+    with storage.open_for_read(uri) as src, open(target, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    return str(target)
 
 
 def label_spec_for(examples: list[Example], production: ModelCard | None, task: Task | None) -> LabelSpec:
@@ -50,5 +78,7 @@ def train_candidate(
     spec = label_spec_for(examples, production, config.task)
     if config.labels:
         spec = LabelSpec(task=spec.task, labels=config.labels)
-    candidate = fit(config, spec, examples, data, out_dir, production.version if production else None, tuner=tuner)
+    candidate = fit(
+        config, spec, examples, data, out_dir, parent_version=production.version if production else None, tuner=tuner
+    )
     return candidate, examples, data

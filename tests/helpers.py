@@ -47,7 +47,9 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
 def tiny_train_config(**overrides):
     from models.training import TrainConfig
 
-    defaults = dict(backbone="small_cnn", image_size=32, epochs=25, learning_rate=0.02, patience=25, batch_size=16)
+    defaults = dict(
+        backbone="small_cnn", image_size=32, epochs=25, learning_rate=0.02, patience=25, batch_size=16, recipe="fast"
+    )
     return TrainConfig(**{**defaults, **overrides})
 
 

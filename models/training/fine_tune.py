@@ -1,0 +1,194 @@
+"""Fine-tuning the backbone's top blocks: end to end on augmented images, or on cached bottom activations.
+
+The cached way is the one that pays on a CPU: the frozen bottom (stem and early blocks) is
+what costs most, so each training image is pushed through it once per augmented view and
+every epoch then trains only the top on one random cached view per image.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from models import efficientnet_lite0
+from models.preprocessing import decode_images
+from models.train_config import TrainConfig
+from models.training.data import TrainingData
+from models.training.heads import class_weights
+from models.training.layers import augmenter
+from models.training.loop import cosine_steps, fit_model
+
+log = logging.getLogger("imgclf.train")
+
+History = dict[str, list[float]]
+
+
+def _freeze_batch_norm(model: keras.Model) -> None:
+    """BatchNorm stays frozen: small fine-tuning batches would wreck its statistics."""
+    for layer in model.layers:
+        layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
+
+
+def fine_tune_end_to_end(
+    backbone: keras.Model,
+    head: keras.Model,
+    data: TrainingData,
+    config: TrainConfig,
+    *,
+    image_size: int,
+    out_dir: str,
+    deadline: float | None = None,
+) -> tuple[keras.Model, History]:
+    """Any backbone: decodes and augments every batch and trains the blocks from ``fine_tune_from_block`` up."""
+    backbone.trainable = True  # a frozen parent hides every child's weights from the optimizer
+    for layer in backbone.layers:
+        index = efficientnet_lite0.block_index(layer.name)
+        trainable = index is None or index >= config.fine_tune_from_block
+        layer.trainable = trainable and not isinstance(layer, keras.layers.BatchNormalization)
+        if config.backbone == "efficientnet_lite0" and layer.name.startswith(("conv_stem", "bn0")):
+            layer.trainable = False
+    classifier = keras.Sequential([backbone, head], name="classifier")
+    augment = augmenter(config.augmentation, config.seed)
+
+    def dataset(split: str, training: bool) -> tf.data.Dataset | None:
+        if not data.by_split[split]:
+            return None
+        images = tf.data.Dataset.from_tensor_slices(tf.constant(data.images(split), dtype=tf.string))
+        ds = tf.data.Dataset.zip((images, tf.data.Dataset.from_tensor_slices(data.targets(split))))
+        if training:
+            ds = ds.shuffle(len(data.by_split[split]), seed=config.seed, reshuffle_each_iteration=True)
+        ds = ds.batch(config.batch_size).map(
+            lambda b, y: (decode_images(b, image_size), y), num_parallel_calls=tf.data.AUTOTUNE
+        )
+        if training:
+            ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    history = fit_model(
+        classifier,
+        data.spec,
+        (dataset("train", True),),
+        dataset("validation", False),
+        epochs=config.fine_tune_epochs,
+        learning_rate=config.fine_tune_learning_rate,
+        patience=config.patience,
+        phase="fine-tune",
+        weights=class_weights(data.spec, data.split("train"), config.class_weights),
+        checkpoint=str(Path(out_dir, "checkpoints", "fine_tune.weights.h5")),
+        cosine_steps=cosine_steps(
+            config.fine_tune_schedule, config.fine_tune_epochs, len(data.by_split["train"]), config.batch_size
+        ),
+        deadline=deadline,
+    )
+    return classifier, history
+
+
+def cache_activations(
+    bottom: keras.Model, images: list[bytes], *, image_size: int, views: int, augment: keras.Model
+) -> np.ndarray:
+    """The frozen bottom's activations for ``views`` augmented copies of each image (the first unaugmented),
+    as float16 ``[images, views, h, w, c]``."""
+    out = []
+    started = time.monotonic()
+    for v in range(views):
+        batches = tf.data.Dataset.from_tensor_slices(tf.constant(images, dtype=tf.string))
+        batches = batches.batch(64).map(lambda b: decode_images(b, image_size), num_parallel_calls=tf.data.AUTOTUNE)
+        if v:
+            batches = batches.map(lambda x: augment(x, training=True), num_parallel_calls=tf.data.AUTOTUNE)
+        out.append(np.concatenate([bottom.predict_on_batch(x).astype(np.float16) for x in batches]))
+        log.info("cached bottom activations: view %d/%d (%.0fs)", v + 1, views, time.monotonic() - started)
+    return np.stack(out, axis=1)
+
+
+def fine_tune_cached(
+    head: keras.Model,
+    data: TrainingData,
+    config: TrainConfig,
+    *,
+    image_size: int,
+    out_dir: str,
+    deadline: float | None = None,
+) -> tuple[keras.Model, History]:
+    """EfficientNet-Lite0: trains ``ensemble`` copies of the top and head on the same cached activations
+    (each with its own shuffles and views) and averages them."""
+    bottom, top = efficientnet_lite0.build_split(
+        image_size, config.fine_tune_from_block, config.backbone_weights or "imagenet"
+    )
+    bottom.trainable = False
+    _freeze_batch_norm(top)
+    views = config.fine_tune_views
+    train_count = len(data.by_split["train"])
+    train_acts = tf.constant(
+        cache_activations(
+            bottom,
+            data.images("train"),
+            image_size=image_size,
+            views=views,
+            augment=augmenter(config.augmentation, config.seed),
+        )
+    )
+    y_train = data.targets("train")
+
+    def train_data(seed: int) -> tf.data.Dataset:
+        return (
+            tf.data.Dataset.range(train_count)
+            .shuffle(train_count, seed=seed, reshuffle_each_iteration=True)
+            .map(
+                lambda i: (
+                    tf.cast(train_acts[i, tf.random.uniform([], 0, views, tf.int64, seed=seed)], tf.float32),
+                    tf.gather(y_train, i),
+                )
+            )
+            .batch(config.batch_size)
+            .prefetch(tf.data.AUTOTUNE)
+        )
+
+    validation = None
+    if data.by_split["validation"]:
+        val_acts = cache_activations(bottom, data.images("validation"), image_size=image_size, views=1, augment=None)[
+            :, 0
+        ].astype(np.float32)
+        validation = (val_acts, data.targets("validation"))
+    members, history, head_weights = [], {}, head.get_weights()
+    for m in range(config.ensemble):
+        if m:  # a fresh top and a copy of the trained head; its own shuffles and views
+            keras.utils.set_random_seed(config.seed + m)
+            top = efficientnet_lite0.build_split(
+                image_size, config.fine_tune_from_block, config.backbone_weights or "imagenet"
+            )[1]
+            _freeze_batch_norm(top)
+            member_head = keras.models.clone_model(head)
+            member_head.set_weights(head_weights)
+        member = keras.Sequential([top, head if m == 0 else member_head], name=f"top_and_head_{m}")
+        member_history = fit_model(
+            member,
+            data.spec,
+            (train_data(config.seed + m),),
+            validation,
+            epochs=config.fine_tune_epochs,
+            learning_rate=config.fine_tune_learning_rate,
+            patience=config.patience,
+            phase="fine-tune" if config.ensemble == 1 else f"fine-tune {m + 1}/{config.ensemble}",
+            weights=class_weights(data.spec, data.split("train"), config.class_weights),
+            checkpoint=str(Path(out_dir, "checkpoints", f"fine_tune_{m}.weights.h5")),
+            cosine_steps=cosine_steps(
+                config.fine_tune_schedule, config.fine_tune_epochs, train_count, config.batch_size
+            ),
+            deadline=deadline,
+        )
+        members.append(member)
+        for key, values in member_history.items():
+            history.setdefault(key, []).extend(values)
+        if deadline is not None and time.monotonic() >= deadline and m + 1 < config.ensemble:
+            log.warning("out of time budget: the ensemble keeps %d of %d members", m + 1, config.ensemble)
+            break
+    inputs = keras.Input(bottom.input_shape[1:], name="image")
+    features = bottom(inputs)
+    outputs = [member(features) for member in members]
+    output = keras.layers.Average(name="ensemble_mean")(outputs) if len(outputs) > 1 else outputs[0]
+    return keras.Model(inputs, output, name="classifier"), history

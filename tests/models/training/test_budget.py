@@ -1,0 +1,84 @@
+"""The time-budget planner: which recipe a budget buys, given the machine's measured costs."""
+
+import pytest
+
+from models.train_config import TrainConfig, parse_duration
+from models.training import budget
+from models.training.budget import Costs, Counts, choose
+
+# Seconds per image at 224 px on 2 cores, from the timings of the ELPV runs in docs/benchmarks.md.
+TWO_CORES = Costs(size=224, forward=0.0116, bottom=0.0072, top_train=0.011, probe_seconds=5.0)
+ELPV = Counts(train=1732, validation=236, test=656)
+
+
+def _plan(budget_text, side=300, counts=ELPV, **fields):
+    config = TrainConfig(model_name="m", budget=budget_text, recipe="auto", **fields)
+    return choose(config, counts, side, TWO_CORES, config.budget_seconds or budget.default_budget(counts.train))
+
+
+def test_durations_read_as_people_write_them():
+    assert [parse_duration(t) for t in ("90s", "10m", "1h30m", "45", "1.5m")] == [90, 600, 5400, 45, 90]
+    for bad in ("10 minutes", "", "0m", "-5"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+    with pytest.raises(ValueError, match="duration"):
+        TrainConfig(model_name="m", budget="soon")
+
+
+def test_every_plan_fits_its_budget_and_more_time_buys_a_better_rung():
+    rungs = [name for name, _ in budget.ladder(ELPV, 300)]
+    chosen = []
+    for minutes in (3, 8, 15, 25, 40):
+        plan = _plan(f"{minutes}m")
+        assert plan.estimate_seconds <= budget.SAFETY * minutes * 60 - TWO_CORES.probe_seconds
+        chosen.append(plan.rung)
+    ranks = [rungs.index(r) if r in rungs else 0.5 for r in chosen]  # "shortened" sits between head and fine-tune
+    assert ranks == sorted(ranks) and chosen[0] != chosen[-1]
+    assert chosen[-1] == "2 fine-tuned tops at 300 px"
+
+
+def test_a_budget_too_small_for_fine_tuning_trains_the_frozen_head():
+    plan = _plan("2m")
+    assert plan.rung == "frozen head" and plan.fields["fine_tune_epochs"] == 0
+
+
+def test_a_short_budget_shortens_fine_tuning_before_giving_it_up():
+    full = _plan("1h").alternatives["fine-tune at 224 px"]
+    plan = _plan(f"{int(full * 0.8)}s")
+    assert plan.rung.endswith("shortened")
+    assert plan.fields["fine_tune_views"] == 4 and 4 <= plan.fields["fine_tune_epochs"] < 16
+
+
+def test_small_images_are_not_planned_at_a_higher_resolution():
+    plan = _plan("1h", side=28)
+    assert plan.fields["image_size"] == 224 and all("300" not in name for name in plan.alternatives)
+
+
+def test_fields_the_user_gave_are_kept_and_flips_are_not_checked_when_tta_is_given():
+    plan = _plan("1h", image_size=256, tta="none", fine_tune_from_block=8)
+    assert (plan.fields["image_size"], plan.fields["tta"], plan.fields["fine_tune_from_block"]) == (256, "none", 8)
+    assert not plan.check_flips and "kept as given" in plan.reasons[-1]
+
+
+def test_the_default_budget_scales_with_the_data_within_bounds():
+    assert budget.default_budget(10) == 180 and budget.default_budget(1732) == 1800
+    assert budget.default_budget(600) == 720
+
+
+def test_fine_tuning_epochs_give_small_data_more_passes():
+    assert budget.fine_tune_epochs_for(1732) == 16 and budget.fine_tune_epochs_for(50) == 30
+    assert budget.fine_tune_epochs_for(100_000) == 8
+
+
+def test_estimates_grow_with_image_size_views_and_members():
+    base = _plan("1h").fields | {"ensemble": 1, "fine_tune_views": 8, "image_size": 224}
+    cost = lambda **k: budget.estimate_seconds(base | k, ELPV, TWO_CORES, True)  # noqa: E731
+    assert cost(image_size=300) > cost() and cost(fine_tune_views=12) > cost() and cost(ensemble=2) > cost()
+
+
+def test_the_probe_times_real_images(colour_data):
+    images = [p.read_bytes() for p in sorted(colour_data.rglob("*.png"))[:4]]
+    costs = budget.probe(images, size=64, batch=4)
+    assert 0 < costs.bottom < costs.forward and costs.top_train > 0 and costs.size == 64
+    with pytest.raises(ValueError, match="at least one image"):
+        budget.probe([])

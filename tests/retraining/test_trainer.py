@@ -1,0 +1,40 @@
+"""The Trainer reads ExampleGen's TFRecords through TFXIO, from a folder or from gs:// (the GCS emulator)."""
+
+from models import storage
+from retraining.lineage import LineageStore
+from retraining.pipeline import RetrainConfig, run_once
+from retraining.trainer import read_examples
+from tests.helpers import write_colour_dataset, write_csv
+from tests.retraining.test_pipeline import TRAINER
+
+
+def test_a_run_with_examples_on_gcs_trains_on_them_and_records_where_they_are(tmp_path, gcs_emulator):
+    rows = write_colour_dataset(tmp_path, ["red", "blue"], 12)
+    splits = ["train"] * 8 + ["validation"] * 2 + ["test"] * 2
+    write_csv(
+        tmp_path / "m.csv", ["image_uri", "labels", "split"], [[r, c, splits[i % 12]] for i, (r, c) in enumerate(rows)]
+    )
+    config = RetrainConfig(
+        model_name="rb",
+        manifest=str(tmp_path / "m.csv"),
+        model_root=str(tmp_path / "models"),
+        work_dir=str(tmp_path / "work"),
+        examples_root="gs://bucket/trainer-test/examples",
+        trainer={**TRAINER, "labels": ["red", "blue"]},
+        evaluation={"floor": 0.5},
+    )
+    summary = run_once(config)
+    assert summary.status == "succeeded" and summary.pushed_version == 1, summary.reasons
+    assert summary.counts == {"train": 16, "validation": 4, "test": 4, "unreadable": 0}
+    shards = storage.list_files("gs://bucket/trainer-test/examples/run-1/train/*.tfrecord.gz")
+    assert shards and not (tmp_path / "work/runs/1/examples").exists()
+    assert LineageStore(config.lineage).latest("rb", "examples").uri == "gs://bucket/trainer-test/examples/run-1"
+
+    examples, data = read_examples("gs://bucket/trainer-test/examples/run-1")
+    assert len(examples) == len(data) == 24 and [e.split for e in examples][:16] == ["train"] * 16
+    labels = {rel: colour for rel, colour in rows}
+    assert all(e.labels == (labels["/".join(e.image_uri.split("/")[-2:])],) for e in examples)
+    assert all(
+        d == (tmp_path / "/".join(e.image_uri.split("/")[-2:])).read_bytes()
+        for e, d in zip(examples, data, strict=True)
+    )
