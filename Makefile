@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv emulators system-deps dashboard bench-labels demo demo-stream test bench bench-api bench-stream bench-accuracy serve lint clean
+.PHONY: venv emulators system-deps dashboard bench-labels demo demo-stream test bench bench-api bench-stream bench-accuracy bench-defaults serve lint clean
 
 $(STAMP): setup.py constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=/path/to/python3.11)"; exit 1; }
@@ -69,6 +69,10 @@ bench-labels: venv system-deps
 ## make bench-accuracy: ELPV binary / four-class / multilabel accuracy, trained here on the CPU
 bench-accuracy: venv
 	$(PY) -m bench.accuracy
+
+## make bench-defaults: imgclf train's defaults (fast vs auto within the budget) on ELPV and on data unlike it
+bench-defaults: venv
+	$(PY) -m bench.accuracy --defaults elpv-binary,digits,digit-sets,shapes
 
 ## make dashboard: the labeling dashboard on http://127.0.0.1:8501 over the label store (after make demo)
 dashboard: venv

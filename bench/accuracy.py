@@ -19,16 +19,17 @@ from pathlib import Path
 
 import models  # noqa: F401  (quiet TensorFlow start-up)
 from bench.results import save
-from models.datasets import ELPV_TASKS, elpv_label_order, write_elpv
+from models.datasets import ELPV_TASKS, UNLIKE_ELPV, elpv_label_order, write_elpv, write_unlike_elpv
 from models.evaluation import accuracy_text
 from models.label_spec import LabelSpec
 from models.logging_setup import configure_logging
 from models.manifest import read_manifest
 from models.train_config import TrainConfig
-from models.training import fit, load_images
+from models.training import fit, load_images, resolve_label_spec
 
 HERE = Path(__file__).resolve().parent
 RECIPE = {
+    "recipe": "fast",  # exactly this recipe: no planner, no deadline
     "backbone": "efficientnet_lite0",
     "epochs": 60,
     "fine_tune_epochs": 16,
@@ -51,18 +52,39 @@ RECIPE = {
 
 
 def run_task(task: str, seed: int, work: Path, recipe: dict) -> dict:
+    """ELPV ``task`` with a fixed recipe (``RECIPE``, overridden by ``--recipe``)."""
     paths = write_elpv(str(work / f"elpv-{task}"), task, seed=seed)
-    examples = read_manifest(paths["manifest"])
     spec = LabelSpec(task=task, labels=elpv_label_order(task))
-    config = TrainConfig(model_name=f"elpv-{task}", manifest=paths["manifest"], seed=seed, **recipe)
+    return {"task": task, **_train(paths["manifest"], spec, f"elpv-{task}", seed, recipe)}
+
+
+def run_defaults(dataset: str, seed: int, work: Path, recipe: str, budget: str | None) -> dict:
+    """``imgclf train``'s defaults (``--recipe fast`` or ``auto`` within its budget) on ELPV binary or on data
+    unlike it: tiny grayscale digits, several digits per image (multilabel), silhouettes."""
+    if dataset == "elpv-binary":
+        paths = write_elpv(str(work / "elpv-binary"), "binary", seed=seed)
+        spec = LabelSpec(task="binary", labels=elpv_label_order("binary"))
+    else:
+        paths = write_unlike_elpv(dataset, str(work / f"{dataset}-{seed}"), seed=seed)
+        examples = read_manifest(paths["manifest"])
+        spec = resolve_label_spec(examples, TrainConfig(model_name="x", manifest=paths["manifest"]), None)
+    fields = {"recipe": recipe} | ({"budget": budget} if budget else {})
+    return {"dataset": dataset, "task": spec.task.value, **_train(paths["manifest"], spec, dataset, seed, fields)}
+
+
+def _train(manifest: str, spec: LabelSpec, name: str, seed: int, fields: dict) -> dict:
+    config = TrainConfig(model_name=name, manifest=manifest, seed=seed, **fields)
     started = time.monotonic()
-    examples, data, _ = load_images(examples, config)
+    examples, data, _ = load_images(read_manifest(manifest), config)
     with tempfile.TemporaryDirectory() as tmp:
         candidate = fit(config, spec, examples, data, tmp)
     seconds = time.monotonic() - started
     test = candidate.card.metrics["test"]
+    plan = candidate.card.training.get("plan")
     return {
-        "task": task,
+        "recipe": fields.get("recipe", "given"),
+        "plan": {k: plan[k] for k in ("rung", "budget_seconds", "estimate_seconds", "fields")} if plan else None,
+        "flip_check": candidate.card.training.get("flip_check"),
         "seed": seed,
         "test_images": test["count"],
         "accuracy": round(test["accuracy"], 4),
@@ -82,8 +104,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0", help="Comma-separated; several give the spread.")
     parser.add_argument("--work", default=str(HERE / "work"))
     parser.add_argument("--recipe", default=None, help="JSON overriding training parameters.")
+    parser.add_argument(
+        "--defaults",
+        default=None,
+        help="Instead of the ELPV recipe: imgclf train's defaults, fast and auto, on these comma-separated datasets "
+        f"(elpv-binary,{','.join(UNLIKE_ELPV)}).",
+    )
+    parser.add_argument("--budget", default=None, help="With --defaults: the budget for auto (default: train's own).")
     args = parser.parse_args(argv)
     configure_logging()
+    if args.defaults:
+        return _compare_defaults(args)
     recipe = {**RECIPE, **json.loads(args.recipe or "{}")}
     tasks = [t for t in args.tasks.split(",") if t in ELPV_TASKS]
     results = []
@@ -112,6 +143,25 @@ def main(argv: list[str] | None = None) -> int:
             "results": results,
         },
     )
+    return 0
+
+
+def _compare_defaults(args: argparse.Namespace) -> int:
+    results = []
+    for dataset in args.defaults.split(","):
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            for recipe in ("fast", "auto"):
+                print(f"== {dataset}, seed {seed}, recipe {recipe}", flush=True)
+                results.append(run_defaults(dataset, seed, Path(args.work), recipe, args.budget))
+    print("\ndataset      task        seed  recipe  plan                            accuracy  macro-F1  train min")
+    for r in results:
+        plan = r["plan"]["rung"] if r["plan"] else "-"
+        print(
+            f"{r['dataset']:<12} {r['task']:<11} {r['seed']:>4}  {r['recipe']:<6}  {plan:<30}  {r['accuracy']:.4f}"
+            f"    {r['macro_f1']:.4f}    {r['train_seconds'] / 60:6.1f}"
+        )
+    print("accuracy is exact match for multilabel")
+    save("accuracy_defaults", {"budget": args.budget, "results": results})
     return 0
 
 

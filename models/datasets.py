@@ -93,3 +93,121 @@ def write_elpv(
     write_manifest(manifest, examples)
     write_manifest(holdout, [e for e in examples if e.split == "test"], with_split=False)
     return {"manifest": manifest, "holdout": holdout, "images": str(images)}
+
+
+# ---------------------------------------------------------------- data unlike ELPV, for checking defaults
+
+UNLIKE_ELPV = ("digits", "digit-sets", "shapes")
+
+
+def _write_images(out_dir: str, images: list[np.ndarray], labels: list[tuple[str, ...]], seed: int) -> dict[str, str]:
+    """PNG files plus a manifest with a seeded random 70/10/20 train/validation/test split."""
+    from PIL import Image
+
+    folder = Path(out_dir, "images")
+    folder.mkdir(parents=True, exist_ok=True)
+    order = np.random.default_rng(seed).permutation(len(images))
+    split_of = np.empty(len(images), object)
+    split_of[order[: int(0.7 * len(images))]] = "train"
+    split_of[order[int(0.7 * len(images)) : int(0.8 * len(images))]] = "validation"
+    split_of[order[int(0.8 * len(images)) :]] = "test"
+    examples = []
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        name = f"{i:05d}.png"
+        Image.fromarray(image).save(folder / name)
+        examples.append(Example(os.path.join("images", name), label, str(split_of[i])))
+    manifest = str(Path(out_dir, "manifest.csv"))
+    write_manifest(manifest, examples)
+    return {"manifest": manifest, "images": str(folder)}
+
+
+def write_digits(out_dir: str, seed: int = 0) -> dict[str, str]:
+    """scikit-learn's 1,797 handwritten digits as 8x8 grayscale PNGs: multiclass, 10 labels, mirroring changes them."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = [(img * (255 / 16)).round().astype(np.uint8) for img in digits.images]
+    return _write_images(out_dir, images, [(str(t),) for t in digits.target], seed)
+
+
+def write_digit_sets(out_dir: str, count: int = 1500, seed: int = 0) -> dict[str, str]:
+    """Several objects per image (multilabel): 1-3 distinct scikit-learn digits from 0-5, each 12x12 in a cell
+    of a 24x24 canvas with a little jitter; the labels are the digits present."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    keep = np.flatnonzero(digits.target <= 5)
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for _ in range(count):
+        canvas = np.zeros((24, 24), np.uint8)
+        chosen = rng.choice(keep, size=rng.integers(1, 4), replace=False)
+        while len({digits.target[i] for i in chosen}) < len(chosen):
+            chosen = rng.choice(keep, size=len(chosen), replace=False)
+        for cell, i in zip(rng.permutation(4)[: len(chosen)], chosen, strict=False):
+            glyph = Image.fromarray((digits.images[i] * (255 / 16)).astype(np.uint8)).resize((10, 10), Image.BILINEAR)
+            y, x = 12 * (cell // 2) + rng.integers(0, 3), 12 * (cell % 2) + rng.integers(0, 3)
+            canvas[y : y + 10, x : x + 10] = np.maximum(canvas[y : y + 10, x : x + 10], np.asarray(glyph))
+        images.append(canvas)
+        labels.append(tuple(sorted(str(digits.target[i]) for i in chosen)))
+    return _write_images(out_dir, images, labels, seed)
+
+
+def write_shapes(out_dir: str, per_class: int = 200, seed: int = 0) -> dict[str, str]:
+    """Generated silhouettes (multiclass): filled circle, square, triangle, star, cross at random size, place and
+    turn, 64x64 grayscale with noise. Synthetic: a check of the defaults, not a benchmark of the model."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+
+    def polygon(kind: str, r: float) -> list[tuple[float, float]]:
+        if kind == "square":
+            angles, radii = np.arange(4) * np.pi / 2 + np.pi / 4, [r] * 4
+        elif kind == "triangle":
+            angles, radii = np.arange(3) * 2 * np.pi / 3, [r] * 3
+        elif kind == "star":
+            angles, radii = np.arange(10) * np.pi / 5, [r if k % 2 == 0 else r * 0.45 for k in range(10)]
+        else:  # cross: a plus sign's 12 corners
+            w = r * 0.35
+            return [
+                (-w, -r),
+                (w, -r),
+                (w, -w),
+                (r, -w),
+                (r, w),
+                (w, w),
+                (w, r),
+                (-w, r),
+                (-w, w),
+                (-r, w),
+                (-r, -w),
+                (-w, -w),
+            ]
+        return [(rad * np.cos(a), rad * np.sin(a)) for a, rad in zip(angles, radii, strict=True)]
+
+    images, labels = [], []
+    for kind in ("circle", "square", "triangle", "star", "cross"):
+        for _ in range(per_class):
+            image = Image.new("L", (64, 64), int(rng.integers(0, 60)))
+            draw = ImageDraw.Draw(image)
+            r = float(rng.uniform(10, 24))
+            cx, cy = rng.uniform(r + 2, 62 - r, size=2)
+            if kind == "circle":
+                draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=int(rng.integers(180, 256)))
+            else:
+                turn = rng.uniform(0, 2 * np.pi)
+                c, s = np.cos(turn), np.sin(turn)
+                points = [(cx + x * c - y * s, cy + x * s + y * c) for x, y in polygon(kind, r)]
+                draw.polygon(points, fill=int(rng.integers(180, 256)))
+            noisy = np.asarray(image, np.float32) + rng.normal(0, 12, (64, 64))
+            images.append(noisy.clip(0, 255).astype(np.uint8))
+            labels.append((kind,))
+    return _write_images(out_dir, images, labels, seed)
+
+
+def write_unlike_elpv(name: str, out_dir: str, seed: int = 0) -> dict[str, str]:
+    writers = {"digits": write_digits, "digit-sets": write_digit_sets, "shapes": write_shapes}
+    if name not in writers:
+        raise ValueError(f"dataset must be one of {UNLIKE_ELPV}")
+    return writers[name](out_dir, seed=seed)

@@ -150,7 +150,8 @@ def fit(
     flips = None
     if plan is not None and plan.check_flips:
         flips = check_flips(keras.Sequential([backbone, head]), td, image_size)
-        update = {"tta": flips.tta if flips else "none"}
+        # The check may turn the planned TTA off, never on: a rung without it was costed without it.
+        update = {"tta": flips.tta if flips and config.tta != "none" else "none"}
         update["augmentation"] = config.augmentation.model_copy(update={"flip": flips.flip if flips else "none"})
         config = config.model_copy(update=update)
 

@@ -1,0 +1,35 @@
+"""`train` with the default recipe: the planner's choice is what trains, and the card says so."""
+
+from models.registry import ModelRegistry
+from models.training import budget, train
+from tests.helpers import tiny_train_config, write_colour_dataset, write_csv
+
+
+def test_the_auto_recipe_trains_the_planned_rung_and_records_plan_and_flip_check(tmp_path):
+    rows = write_colour_dataset(tmp_path, ["red", "blue"], 12)
+    splits = ["train"] * 8 + ["validation"] * 2 + ["test"] * 2
+    write_csv(
+        tmp_path / "m.csv", ["image_uri", "labels", "split"], [[r, c, splits[i % 12]] for i, (r, c) in enumerate(rows)]
+    )
+    config = tiny_train_config(
+        model_name="auto",
+        manifest=str(tmp_path / "m.csv"),
+        backbone="efficientnet_lite0",
+        image_size=64,
+        recipe="auto",
+        budget="150s",
+        epochs=5,
+        learning_rate=0.01,
+    )
+    card = train(config, ModelRegistry(str(tmp_path / "reg"))).card
+    plan, flips = card.training["plan"], card.training["flip_check"]
+    assert plan["rung"] in {name for name, _ in budget.ladder(budget.Counts(16, 4, 4), 64)} | {
+        "fine-tune at 224 px, shortened"
+    }
+    assert plan["fields"]["image_size"] == 64 == card.image_size  # given, so kept
+    assert plan["estimate_seconds"] <= budget.SAFETY * 150
+    for field in ("fine_tune_epochs", "fine_tune_views", "ensemble"):
+        assert card.training[field] == plan["fields"][field]
+    # Colour fields look the same mirrored: both flips are kept, and with them the 4-flip TTA.
+    assert (flips["horizontal"], flips["vertical"], card.training["tta"]) == (True, True, "flips")
+    assert card.metrics["test"]["accuracy"] == 1.0 and card.training["seconds"] > 0
