@@ -44,6 +44,33 @@ class AugmentationConfig(BaseModel):
     )
 
 
+class SynthesisConfig(BaseModel):
+    """The conditional GAN behind ``synthetic`` (models/training/synthesis.py)."""
+
+    image_size: int = Field(64, ge=16, le=128, description="Generated side in pixels; a power of two.")
+    steps: int = Field(3000, ge=1)
+    batch_size: int = Field(32, ge=2)
+    learning_rate: float = Field(2e-4, gt=0)
+    budget: str = Field("5m", description="Stops the GAN's training early when it runs out.")
+
+    @field_validator("image_size")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        if value & (value - 1):
+            raise ValueError(f"image_size must be a power of two, got {value}")
+        return value
+
+    @field_validator("budget")
+    @classmethod
+    def _readable(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @property
+    def budget_seconds(self) -> float:
+        return parse_duration(self.budget)
+
+
 class TrainConfig(BaseModel):
     """Everything `imgclf train` and the retraining Trainer take; a YAML file may hold any of it."""
 
@@ -99,6 +126,12 @@ class TrainConfig(BaseModel):
         description="Average predictions over 4 flips, or all 8 flips and rotations by 90 degrees, inside the "
         "exported graph (4x or 8x the inference cost).",
     )
+    synthetic: dict[str, int] = Field(
+        default_factory=dict,
+        description="Extra GAN-generated training images per label, e.g. {p67: 300}: rare classes of a single-label "
+        "task; never in validation or test.",
+    )
+    gan: SynthesisConfig = Field(default_factory=SynthesisConfig)
     dropout: float = Field(0.2, ge=0, lt=1)
     patience: int = Field(6, ge=1)
     class_weights: Literal["none", "balanced"] = Field(

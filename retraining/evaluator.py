@@ -144,6 +144,21 @@ def _known(label_sets: Sequence[Sequence[str]], spec: LabelSpec) -> list[tuple[s
     return [tuple(label for label in labels if label in spec.labels) for labels in label_sets]
 
 
+def how_trained(card: ModelCard) -> str:
+    """One line on how the candidate was made: recipe, starting weights, synthetic images."""
+    t = card.training
+    plan = t.get("plan")
+    parts = [
+        f"{plan['rung']} within a {plan['budget_seconds'] / 60:.0f} min budget" if plan else "recipe as configured",
+        f"{card.image_size} px, {t.get('fine_tune_epochs_run', 0)} fine-tuning epochs, TTA {t.get('tta', 'none')}",
+        f"backbone {card.backbone}"
+        + (f" from {t['backbone_weights']}" if t.get("backbone_weights") else " (ImageNet)"),
+    ]
+    if t.get("synthesis"):
+        parts.append(f"synthetic training images {t['synthesis']['counts']} ({t['synthesis']['steps']} GAN steps)")
+    return "; ".join(parts)
+
+
 def _html(card: ModelCard, result: Evaluation, config: EvaluationConfig) -> str:
     rows = []
     multilabel = card.label_spec.task is Task.MULTILABEL
@@ -167,6 +182,7 @@ def _html(card: ModelCard, result: Evaluation, config: EvaluationConfig) -> str:
             f"production {'none' if theirs is None else format(theirs, '.4f')}</p>"
         )
     accuracy_header = "<th>candidate accuracy</th>" if multilabel else ""
+    training = html.escape(how_trained(card))
     verdict = "BLESSED" if result.blessed else "NOT BLESSED: " + "; ".join(map(html.escape, result.reasons))
     images = "".join(
         f'<figure><img src="{Path(p).name}"><figcaption>{k}</figcaption></figure>'
@@ -177,6 +193,7 @@ def _html(card: ModelCard, result: Evaluation, config: EvaluationConfig) -> str:
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:.2em .8em;text-align:right}} img{{max-width:900px}}</style>
 <h1>{html.escape(card.name)}: candidate vs production v{result.production_version}</h1>
 <p><b>{verdict}</b></p>
+<p>trained: {training}</p>
 <p>{shown}: candidate {result.candidate[metric]:.4f}, production {production};
 floor {config.floor}, tolerance {config.tolerance}, per-label F1 tolerance {config.per_label_tolerance}</p>
 {per_label}

@@ -224,8 +224,12 @@ def plan(config: TrainConfig, data: TrainingData) -> Plan | None:
         return None
     counts = Counts(*(len(data.by_split[s]) for s in ("train", "validation", "test")))
     budget = config.budget_seconds or default_budget(counts.train)
+    gan = config.gan.budget_seconds if config.synthetic else 0.0
+    if gan:
+        log.info("%.1f min of the budget are kept for the GAN (gan.budget)", gan / 60)
     costs = probe(data.images("train") or data.data)
-    chosen = choose(config, counts, source_side(data.data), costs, budget)
+    chosen = choose(config, counts, source_side(data.data), costs, max(budget - gan, 60.0))
+    chosen.budget_seconds = budget
     log.info("time budget %.1f min: %s, estimated %.1f min", budget / 60, chosen.rung, chosen.estimate_seconds / 60)
     for line in chosen.reasons:
         log.info("  %s", line)

@@ -45,6 +45,7 @@ from models.training.layers import TTA
 from models.training.loop import fit_model
 from models.training.report import log_metrics, write_report
 from models.training.symmetry import check_flips
+from models.training.synthesis import check_request, synthesise
 from models.tuning import TunerConfig, tune_head
 
 log = logging.getLogger("imgclf.train")
@@ -137,6 +138,8 @@ def fit(
     keras.utils.set_random_seed(config.seed)
     started = time.monotonic()
     td = TrainingData(spec, list(examples), list(data), list(skipped))
+    if config.synthetic:
+        check_request(config.synthetic, td)  # before any of the expensive work
     plan = budget.plan(config, td)
     if plan is not None:
         config = config.model_copy(update=plan.fields)
@@ -145,6 +148,13 @@ def fit(
     backbone, image_size = build_backbone(config.backbone, config.image_size, config.backbone_weights)
     backbone.trainable = False
     features, td = _decodable(backbone, td, image_size, config)
+    real = td
+    synthesis = None
+    if config.synthetic:
+        synthesis = synthesise(td, config.gan, config.synthetic, config.seed)
+        added = synthesis.data.data[len(td.data) :]
+        features = np.concatenate([features, run_on_images(backbone, added, image_size, "synthetic features")[0]])
+        td = synthesis.data
     head, history, tuning, config = _train_head(features, td, config, tuner, out_dir)
 
     flips = None
@@ -193,7 +203,8 @@ def fit(
     metrics = {s: evaluation.evaluate(spec, probabilities[s], truth[s]) for s in splits}
     log_metrics(spec, metrics)
 
-    files = write_report(Path(out_dir, "report"), spec, metrics, history, config.model_name)
+    pictures = {"synthetic_samples.png": synthesis.grid_png} if synthesis else {}
+    files = write_report(Path(out_dir, "report"), spec, metrics, history, config.model_name, pictures)
     saved_model_dir = str(Path(out_dir, "saved_model"))
     export_saved_model(classifier, spec, image_size, saved_model_dir)
     seconds = round(time.monotonic() - started, 1)
@@ -205,17 +216,18 @@ def fit(
         image_size=image_size,
         backbone=config.backbone,
         metrics=metrics,
-        data_fingerprint=fingerprint(td.examples, td.data),
+        data_fingerprint=fingerprint(real.examples, real.data),
         parent_version=parent_version,
         training={
             **config.model_dump(mode="json", exclude={"model_name", "promote"}),
-            "counts": td.counts(),
+            "counts": real.counts() | ({"synthetic": len(td.data) - len(real.data)} if synthesis else {}),
             "skipped_rows": len(td.skipped),
             "epochs_run": len(history.get("loss", [])),
             "fine_tune_epochs_run": len(fine_history.get("loss", [])),
             "fine_tuned_backbone_parameters": tuned_parameters,
             "plan": plan.as_dict() if plan is not None else None,
             "flip_check": flips.as_dict() if flips is not None else None,
+            "synthesis": synthesis.summary() if synthesis else None,
             "history": history,
             "seconds": seconds,
         },

@@ -21,11 +21,16 @@ def log_metrics(spec: LabelSpec, metrics: dict[str, dict[str, Any]]) -> None:
         log.info("thresholds chosen on validation: %s", spec.thresholds)
 
 
-def write_report(folder: Path, spec: LabelSpec, metrics, history, name: str) -> dict[str, str]:
-    """metrics.json plus pictures, stored beside the version as report/*."""
+def write_report(
+    folder: Path, spec: LabelSpec, metrics, history, name: str, pictures: dict[str, bytes] | None = None
+) -> dict[str, str]:
+    """metrics.json plus pictures (and ``pictures`` made elsewhere), stored beside the version as report/*."""
     folder.mkdir(parents=True)
     files = {"report/metrics.json": folder / "metrics.json"}
     files["report/metrics.json"].write_text(json.dumps(metrics, indent=2))
+    for file_name, png in (pictures or {}).items():
+        files[f"report/{file_name}"] = folder / file_name
+        files[f"report/{file_name}"].write_bytes(png)
     if history:
         files["report/training_curves.png"] = folder / "training_curves.png"
         evaluation.plot_training_curves(history, str(files["report/training_curves.png"]), f"{name}: training")

@@ -1,4 +1,6 @@
-from retraining.evaluator import EvaluationConfig, bless
+from models.label_spec import LabelSpec, Task
+from models.registry import ModelCard
+from retraining.evaluator import EvaluationConfig, bless, how_trained
 
 
 def _metrics(accuracy: float, **f1: float) -> dict:
@@ -24,3 +26,26 @@ def test_worse_than_production_overall_or_on_one_label_is_refused():
 
 def test_a_candidate_without_test_examples_is_never_blessed():
     assert bless({"count": 0}, None, EvaluationConfig()) == (False, ["no test examples to evaluate the candidate on"])
+
+
+def test_the_report_says_how_the_candidate_was_trained():
+    card = ModelCard(
+        name="m",
+        label_spec=LabelSpec(task=Task.MULTICLASS, labels=["a", "b", "c"]),
+        image_size=300,
+        backbone="efficientnet_lite0",
+        metrics={},
+        data_fingerprint="x",
+        training={
+            "plan": {"rung": "fine-tune at 300 px", "budget_seconds": 1800},
+            "fine_tune_epochs_run": 16,
+            "tta": "flips",
+            "backbone_weights": "var/backbones/cells/backbone.npz",
+            "synthesis": {"counts": {"c": 200}, "steps": 3000},
+        },
+    )
+    assert how_trained(card) == (
+        "fine-tune at 300 px within a 30 min budget; 300 px, 16 fine-tuning epochs, TTA flips; "
+        "backbone efficientnet_lite0 from var/backbones/cells/backbone.npz; "
+        "synthetic training images {'c': 200} (3000 GAN steps)"
+    )

@@ -99,7 +99,8 @@ def test_first_run_is_blessed_on_the_floor_and_pushed_with_lineage(first_run):
     assert registry.alias("rb", "production") == 1
     card = registry.card("rb", 1)
     assert card.training["retraining_run"] == summary.run_id
-    assert (root / "models/rb/versions/1/evaluation/report.html").exists()
+    report = (root / "models/rb/versions/1/evaluation/report.html").read_text()
+    assert "trained: recipe as configured; 32 px, 0 fine-tuning epochs, TTA none; backbone small_cnn" in report
     store = LineageStore(config.lineage)
     components = [e.component for e in store.executions(summary.run_id)]
     assert components == ["ExampleGen", "DataValidation", "Trainer", "Evaluator", "InfraValidator", "Pusher"]
