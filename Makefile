@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # uv installs the same pinned set as pip in under a minute instead of about five; pip is the fallback.
 UV := uv==0.13.9
 
-.PHONY: venv emulators system-deps dashboard bench-labels demo demo-stream test bench bench-api bench-stream bench-accuracy bench-defaults serve lint clean
+.PHONY: venv emulators system-deps dashboard bench-labels demo demo-stream test bench bench-api bench-stream bench-accuracy bench-ablations bench-defaults serve lint clean
 
 $(STAMP): setup.py constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=/path/to/python3.11)"; exit 1; }
@@ -75,6 +75,11 @@ bench-labels: venv system-deps
 ## make bench-accuracy: ELPV binary / four-class / multilabel accuracy, trained here on the CPU
 bench-accuracy: venv
 	$(PY) -m bench.accuracy
+
+## make bench-ablations: SimSiam pretraining with 10%/25% of the labels, and GAN oversampling, 3 seeds each (hours)
+bench-ablations: venv
+	$(PY) -m bench.accuracy --ablation label-scarce --seeds 0,1,2
+	$(PY) -m bench.accuracy --ablation gan --seeds 0,1,2
 
 ## make bench-defaults: imgclf train's defaults (fast vs auto within the budget) on ELPV and on data unlike it
 bench-defaults: venv

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -19,7 +20,14 @@ from pathlib import Path
 
 import models  # noqa: F401  (quiet TensorFlow start-up)
 from bench.results import save
-from models.datasets import ELPV_TASKS, UNLIKE_ELPV, elpv_label_order, write_elpv, write_unlike_elpv
+from models.datasets import (
+    ELPV_TASKS,
+    UNLIKE_ELPV,
+    elpv_label_order,
+    stratified_test_split,
+    write_elpv,
+    write_unlike_elpv,
+)
 from models.evaluation import accuracy_text
 from models.label_spec import LabelSpec
 from models.logging_setup import configure_logging
@@ -72,10 +80,70 @@ def run_defaults(dataset: str, seed: int, work: Path, recipe: str, budget: str |
     return {"dataset": dataset, "task": spec.task.value, **_train(paths["manifest"], spec, dataset, seed, fields)}
 
 
-def _train(manifest: str, spec: LabelSpec, name: str, seed: int, fields: dict) -> dict:
-    config = TrainConfig(model_name=name, manifest=manifest, seed=seed, **fields)
+# The supervised part of both ablations: one fine-tuned top at 224 px, no planner, the same for every arm.
+ABLATION_RECIPE = {
+    **RECIPE,
+    "image_size": 224,
+    "ensemble": 1,
+}
+
+
+def _labelled_share(examples: list, fraction: float, seed: int) -> list:
+    """The validation and test splits whole, and a stratified ``fraction`` of the training split."""
+    train = [e for e in examples if e.split == "train"]
+    keep = stratified_test_split([";".join(e.labels) for e in train], fraction, seed + 7)
+    kept = {e.image_uri for e, k in zip(train, keep, strict=True) if k}
+    return [e for e in examples if e.split != "train" or e.image_uri in kept]
+
+
+def run_label_scarce(seed: int, fractions: list[float], work: Path) -> list[dict]:
+    """SimSiam on every training image without its label, then the same supervised training on ``fraction`` of the
+    labels from ImageNet weights and from the pretrained backbone."""
+    from models.pretrain_config import PretrainConfig
+    from models.training.pretrain import pretrain
+
+    paths = write_elpv(str(work / "elpv-binary"), "binary", seed=seed)
+    spec = LabelSpec(task="binary", labels=elpv_label_order("binary"))
+    examples = read_manifest(paths["manifest"])
+    backbone = work / f"backbones/elpv-seed{seed}-{time.strftime('%Y%m%dT%H%M%S')}.npz"
+    backbone.parent.mkdir(parents=True, exist_ok=True)
+    train_images = [open(e.image_uri, "rb").read() for e in examples if e.split == "train"]
     started = time.monotonic()
-    examples, data, _ = load_images(read_manifest(manifest), config)
+    result = pretrain(train_images, PretrainConfig(seed=seed), str(backbone))
+    pretrain_seconds = round(time.monotonic() - started, 1)
+    results = []
+    for fraction in fractions:
+        subset = _labelled_share(examples, fraction, seed)
+        for init, weights in (("imagenet", None), ("simsiam", str(backbone))):
+            print(f"== label-scarce: {fraction:.0%} of the labels, seed {seed}, {init}", flush=True)
+            fields = ABLATION_RECIPE | ({"backbone_weights": weights} if weights else {})
+            row = _train_examples(subset, spec, f"scarce-{init}", seed, fields)
+            results.append({"fraction": fraction, "init": init, "pretrain_seconds": pretrain_seconds, **row})
+            results[-1]["pretrain_epochs"] = result.epochs_run
+    return results
+
+
+def run_gan(seed: int, counts: dict[str, int], work: Path) -> list[dict]:
+    """ELPV four-class with and without synthetic images of the rare middle levels."""
+    paths = write_elpv(str(work / "elpv-multiclass"), "multiclass", seed=seed)
+    spec = LabelSpec(task="multiclass", labels=elpv_label_order("multiclass"))
+    examples = read_manifest(paths["manifest"])
+    results = []
+    for arm, extra in (("real only", {}), ("with synthetic", {"synthetic": counts})):
+        print(f"== GAN oversampling: {arm}, seed {seed}", flush=True)
+        row = _train_examples(examples, spec, "gan", seed, ABLATION_RECIPE | extra)
+        results.append({"arm": arm, **row})
+    return results
+
+
+def _train(manifest: str, spec: LabelSpec, name: str, seed: int, fields: dict) -> dict:
+    return _train_examples(read_manifest(manifest), spec, name, seed, fields)
+
+
+def _train_examples(examples: list, spec: LabelSpec, name: str, seed: int, fields: dict) -> dict:
+    config = TrainConfig(model_name=name, seed=seed, **fields)
+    started = time.monotonic()
+    examples, data, _ = load_images(examples, config)
     with tempfile.TemporaryDirectory() as tmp:
         candidate = fit(config, spec, examples, data, tmp)
     seconds = time.monotonic() - started
@@ -93,6 +161,7 @@ def _train(manifest: str, spec: LabelSpec, name: str, seed: int, fields: dict) -
         "average_precision": {
             k: round(v.get("average_precision", float("nan")), 4) for k, v in test["per_label"].items()
         },
+        "f1": {k: round(v["f1"], 4) for k, v in test["per_label"].items()},
         "train_seconds": round(seconds, 1),
         "counts": candidate.card.training["counts"],
     }
@@ -111,10 +180,18 @@ def main(argv: list[str] | None = None) -> int:
         f"(elpv-binary,{','.join(UNLIKE_ELPV)}).",
     )
     parser.add_argument("--budget", default=None, help="With --defaults: the budget for auto (default: train's own).")
+    parser.add_argument(
+        "--ablation",
+        choices=["label-scarce", "gan"],
+        help="label-scarce: SimSiam pretraining vs ImageNet-only with 10%% and 25%% of the ELPV binary labels; "
+        "gan: ELPV four-class with and without synthetic p33/p67 images. Use with --seeds 0,1,2.",
+    )
     args = parser.parse_args(argv)
     configure_logging()
     if args.defaults:
         return _compare_defaults(args)
+    if args.ablation:
+        return _ablation(args)
     recipe = {**RECIPE, **json.loads(args.recipe or "{}")}
     tasks = [t for t in args.tasks.split(",") if t in ELPV_TASKS]
     results = []
@@ -143,6 +220,42 @@ def main(argv: list[str] | None = None) -> int:
             "results": results,
         },
     )
+    return 0
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.mean(values):.4f} +/- {statistics.stdev(values) if len(values) > 1 else 0:.4f}"
+
+
+def _ablation(args: argparse.Namespace) -> int:
+    seeds = [int(s) for s in args.seeds.split(",")]
+    work = Path(args.work)
+    results = []
+    if args.ablation == "label-scarce":
+        for seed in seeds:
+            results += run_label_scarce(seed, [0.1, 0.25], work)
+        print("\nlabels  init      accuracy (mean +/- sd over seeds)  macro-F1")
+        for fraction in (0.1, 0.25):
+            for init in ("imagenet", "simsiam"):
+                arm = [r for r in results if r["fraction"] == fraction and r["init"] == init]
+                print(
+                    f"{fraction:>5.0%}  {init:<8}  {_spread([r['accuracy'] for r in arm]):<32}  "
+                    f"{_spread([r['macro_f1'] for r in arm])}"
+                )
+    else:
+        counts = {"p33": 300, "p67": 400}
+        for seed in seeds:
+            results += run_gan(seed, counts, work)
+        print(f"\nsynthetic {counts}; per-label F1 and AP, mean +/- sd over seeds {seeds}")
+        for arm in ("real only", "with synthetic"):
+            rows = [r for r in results if r["arm"] == arm]
+            for label in elpv_label_order("multiclass"):
+                print(
+                    f"{arm:<15} {label:<5} F1 {_spread([r['f1'][label] for r in rows])}  "
+                    f"AP {_spread([r['average_precision'][label] for r in rows])}"
+                )
+            print(f"{arm:<15} accuracy {_spread([r['accuracy'] for r in rows])}")
+    save(f"accuracy_{args.ablation}", {"seeds": seeds, "recipe": ABLATION_RECIPE, "results": results})
     return 0
 
 
