@@ -51,6 +51,47 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pretrain(args: argparse.Namespace) -> int:
+    """Self-supervised pretraining on unlabelled images; prints the `imgclf train` line that uses the result."""
+    from models.image_source import read_image_source
+    from models.pretrain_config import PretrainConfig
+    from models.registry import check_name
+
+    s = get_settings()
+    check_name(args.model)
+    output = args.output or f"{s.data_dir.rstrip('/')}/backbones/{args.model}/backbone.npz"
+    if "://" not in output:
+        output = os.path.abspath(output)
+    fields = {k: getattr(args, k) for k in ("epochs", "budget", "image_size", "seed", "views")}
+    try:
+        config = PretrainConfig(
+            **{k: v for k, v in fields.items() if v is not None},
+            max_image_bytes=s.max_image_bytes,
+            max_image_pixels=s.max_image_pixels,
+        )
+    except ValueError as e:
+        print(f"error: {describe(e, 2000)}", file=sys.stderr)
+        return 2
+    from models.training.pretrain import pretrain, refuse_existing
+
+    refuse_existing(output)  # before reading a single image
+    found = read_image_source(args.images, max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels)
+    print(f"{len(found.images)} images from {args.images}, {len(found.skipped)} unreadable (skipped)", flush=True)
+    result = pretrain(found.images, config, output, skipped=found.skipped)
+    loss = result.history["loss"]
+    print(
+        f"pretrained backbone ({result.images} images, {result.skipped} skipped, {result.epochs_run} epochs, "
+        f"loss {loss[0]:.4f} -> {loss[-1]:.4f}, {result.seconds / 60:.1f} min, stopped: {result.stopped}) "
+        f"saved to {result.output} (details: {result.sidecar})"
+    )
+    size = f" --image-size {config.image_size}" if config.image_size != 224 else ""
+    print(
+        f"next: imgclf train --manifest LABELLED.csv --model {args.model}{size} --backbone-weights {result.output}\n"
+        f"  or in a retraining config: trainer: {{backbone_weights: {result.output}}}"
+    )
+    return 0
+
+
 def _classify(argv: list[str]) -> int:
     from beam_pipelines import batch
 
@@ -254,6 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
     def default(field: str):  # TrainConfig owns the defaults; the help only shows them
         return TrainConfig.model_fields[field].default
 
+    def pretrain_default(field: str):
+        from models.pretrain_config import PretrainConfig
+
+        return PretrainConfig.model_fields[field].default
+
     parser = argparse.ArgumentParser(prog="imgclf", description="Image classification: train, classify, manage models.")
     parser.add_argument("-v", "--verbose", action="store_true", help="More log output.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -326,6 +372,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--model-root", "--model_root", help="Registry root (default: IMGCLF_MODEL_ROOT or ./var/models).")
     t.set_defaults(handler=_train)
+
+    pt = sub.add_parser(
+        "pretrain",
+        help="Self-supervised pretraining (SimSiam) of the backbone on unlabelled images, for train to start from.",
+    )
+    pt.add_argument(
+        "--images", required=True, help="A folder (recursive), a CSV with image_uri, a gs:// prefix, or a glob."
+    )
+    pt.add_argument("--model", required=True, help="The model this backbone is for: names the default output.")
+    pt.add_argument(
+        "--output",
+        help="Backbone file to write, local or gs:// (default: <IMGCLF_DATA_DIR>/backbones/NAME/backbone.npz).",
+    )
+    pt.add_argument("--epochs", type=int, help=f"Default {pretrain_default('epochs')}.")
+    pt.add_argument("--budget", help="Wall-clock limit, e.g. 10m: no epoch starts after it (default: none).")
+    pt.add_argument(
+        "--views", type=int, help=f"Augmented views cached per image (default {pretrain_default('views')})."
+    )
+    pt.add_argument(
+        "--image-size", type=int, help=f"Default {pretrain_default('image_size')}; train with the same size."
+    )
+    pt.add_argument("--seed", type=int, help=f"Default {pretrain_default('seed')}.")
+    pt.set_defaults(handler=_pretrain)
 
     sub.add_parser(
         "classify",
