@@ -53,7 +53,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _pretrain(args: argparse.Namespace) -> int:
     """Self-supervised pretraining on unlabelled images; prints the `imgclf train` line that uses the result."""
-    from models.image_source import read_image_source
+    from imgclf.image_source import read_image_source
     from models.pretrain_config import PretrainConfig
     from models.registry import check_name
 
@@ -105,7 +105,8 @@ def _stream(argv: list[str]) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from imgclf.publish import image_uris, publish
+    from imgclf.image_source import image_uris
+    from imgclf.publish import publish
 
     uris = image_uris(args.images)
     topic = args.topic

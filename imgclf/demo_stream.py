@@ -18,7 +18,7 @@ from pathlib import Path
 
 from imgclf.demo import MODEL
 from imgclf.emulators import BigQueryEmulator, PubSubEmulator
-from imgclf.publish import image_uris
+from imgclf.image_source import image_uris
 from models.registry import ModelRegistry
 from models.settings import get_settings
 

@@ -15,28 +15,11 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent import futures
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from models import storage
 from models.errors import InvalidInput
-from models.manifest import IMAGE_EXTENSIONS
 
 log = logging.getLogger("imgclf.publish")
-
-
-def image_uris(source: str) -> list[str]:
-    """The images a folder, a CSV or a ``gs://`` prefix names, in a stable order."""
-    if source.lower().endswith(".csv"):
-        from beam_pipelines.csv_input import read_header, read_rows
-
-        uris = [row.read_uri for row in read_rows(source, read_header(source)) if not row.error]
-        return [str(Path(storage.local_path(u)).resolve()) if storage.is_local(u) else u for u in uris]
-    if storage.is_local(source):
-        root = Path(storage.local_path(source))
-        if not root.is_dir():
-            raise InvalidInput(f"{source} is neither a folder nor a .csv file")
-        return [str(p.resolve()) for p in sorted(root.rglob("*")) if p.suffix.lower() in IMAGE_EXTENSIONS]
-    return [uri for uri in storage.list_files(source.rstrip("/") + "/**") if uri.lower().endswith(IMAGE_EXTENSIONS)]
 
 
 @dataclass

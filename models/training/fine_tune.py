@@ -28,7 +28,7 @@ log = logging.getLogger("imgclf.train")
 History = dict[str, list[float]]
 
 
-def _freeze_batch_norm(model: keras.Model) -> None:
+def freeze_batch_norm(model: keras.Model) -> None:
     """BatchNorm stays frozen: small fine-tuning batches would wreck its statistics."""
     for layer in model.layers:
         layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
@@ -120,7 +120,7 @@ def fine_tune_cached(
         image_size, config.fine_tune_from_block, config.backbone_weights or "imagenet"
     )
     bottom.trainable = False
-    _freeze_batch_norm(top)
+    freeze_batch_norm(top)
     views = config.fine_tune_views
     train_count = len(data.by_split["train"])
     train_acts = tf.constant(
@@ -161,7 +161,7 @@ def fine_tune_cached(
             top = efficientnet_lite0.build_split(
                 image_size, config.fine_tune_from_block, config.backbone_weights or "imagenet"
             )[1]
-            _freeze_batch_norm(top)
+            freeze_batch_norm(top)
             member_head = keras.models.clone_model(head)
             member_head.set_weights(head_weights)
         member = keras.Sequential([top, head if m == 0 else member_head], name=f"top_and_head_{m}")

@@ -41,7 +41,7 @@ from models.locations import OutputRefused
 from models.prediction import utc_now
 from models.preprocessing import decode_image
 from models.pretrain_config import PretrainConfig
-from models.training.fine_tune import _freeze_batch_norm, cache_activations
+from models.training.fine_tune import cache_activations, freeze_batch_norm
 
 log = logging.getLogger("imgclf.pretrain")
 
@@ -200,7 +200,7 @@ def pretrain(
 
     bottom, top = efficientnet_lite0.build_split(config.image_size, config.from_block, "imagenet")
     bottom.trainable = False
-    _freeze_batch_norm(top)
+    freeze_batch_norm(top)
     views = _views_within_budget(images, config, deadline)
     log.info(
         "pretraining (%s) blocks %d-15 on %d images at %d px, %d views each",

@@ -153,7 +153,7 @@ def test_an_existing_output_is_refused_before_any_work(tmp_path):
 
 
 def test_unreadable_images_are_counted_not_fatal(tmp_path):
-    from models.image_source import image_uris, read_image_source
+    from imgclf.image_source import image_uris, read_image_source
     from models.training.pretrain import decodable
 
     (tmp_path / "a/b").mkdir(parents=True)

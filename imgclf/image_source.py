@@ -1,6 +1,6 @@
 """Unlabelled images from wherever a user keeps them: a folder, a CSV, a gs:// prefix or a glob.
 
-``imgclf pretrain`` reads its images here. An image that cannot be used (missing, too
+``imgclf pretrain`` and ``imgclf publish`` read their images here. An image that cannot be used (missing, too
 large, not an image) is skipped with its reason, never fatal: an unlabelled pile of
 photos always has a few bad files, and one of them should not cost the run.
 No TensorFlow here, so the CLI can list and check images cheaply.
