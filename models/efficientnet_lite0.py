@@ -63,6 +63,19 @@ def _block_specs() -> list[tuple[int, int, int, int, int, int]]:
 BLOCKS = _block_specs()
 
 
+def block_macs(image_size: int) -> list[float]:
+    """Multiply-adds of the stem, each block 0-15, then the head conv: how the cost splits along the network."""
+    side = -(-image_size // 2)
+    macs = [side * side * 3 * 32 * 9]
+    for _, in_ch, out_ch, kernel, stride, expand in BLOCKS:
+        wide = in_ch * expand
+        expand_macs = side * side * in_ch * wide if expand != 1 else 0
+        side = -(-side // stride)
+        macs.append(expand_macs + side * side * wide * (kernel * kernel + out_ch))
+    macs.append(side * side * BLOCKS[-1][2] * FEATURE_DIM)
+    return [float(m) for m in macs]
+
+
 def _bottom(inputs, split_block: int):
     x = layers.Rescaling(1 / 128.0, offset=-127.0 / 128.0, name="normalize")(inputs)
     x = _conv_bn(x, 32, 3, 2, "conv_stem", "bn0")

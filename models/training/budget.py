@@ -60,18 +60,32 @@ def fine_tune_epochs_for(train_count: int) -> int:
 
 @dataclass(frozen=True)
 class Costs:
-    """Seconds per image on this machine at ``size`` (decoding included where the real pass decodes)."""
+    """Seconds per image on this machine at ``size``, decoding included, split where the probe split the network."""
 
     size: int
-    forward: float  # the whole backbone
-    bottom: float  # stem and blocks below FROM_BLOCK, once per cached view
-    top_train: float  # one training step of the top blocks and a head
+    bottom: float  # stem and blocks below FROM_BLOCK, forward
+    top: float  # blocks FROM_BLOCK-15 and the head conv, forward
     probe_seconds: float = 0.0
+
+    @property
+    def forward(self) -> float:
+        return self.bottom + self.top
 
     def at(self, size: int) -> Costs:
         """Convolution cost grows with the pixel count."""
         f = (size / self.size) ** 2
-        return Costs(size, self.forward * f, self.bottom * f, self.top_train * f, self.probe_seconds)
+        return Costs(size, self.bottom * f, self.top * f, self.probe_seconds)
+
+    def split(self, from_block: int) -> tuple[float, float]:
+        """(caching one view, one training step) per image when blocks from ``from_block`` up are tuned.
+
+        Within the top, time is taken to follow the multiply-adds (the high-resolution bottom does
+        not: it is memory-bound, hence the probe times it on its own); a split below FROM_BLOCK
+        is costed as at FROM_BLOCK.
+        """
+        macs = efficientnet_lite0.block_macs(self.size)
+        share = sum(macs[max(from_block, FROM_BLOCK) + 1 :]) / sum(macs[FROM_BLOCK + 1 :])
+        return self.bottom + self.top * (1 - share), TRAIN_STEP_FORWARDS * self.top * share
 
 
 @dataclass(frozen=True)
@@ -107,9 +121,10 @@ def estimate_seconds(fields: dict, counts: Counts, costs: Costs, check_flips: bo
         seconds += 2 * counts.validation * c.forward
     views = {"none": 1, "flips": 4, "dihedral": 8}[fields["tta"]]
     if fields["fine_tune_epochs"]:
+        cache, step = c.split(fields["fine_tune_from_block"])
         cached = counts.train * fields["fine_tune_views"] + counts.validation
-        per_epoch = counts.train * c.top_train + counts.validation * c.top_train / 3
-        seconds += cached * c.bottom + fields["ensemble"] * (
+        per_epoch = counts.train * step + counts.validation * step / TRAIN_STEP_FORWARDS
+        seconds += cached * cache + fields["ensemble"] * (
             FINE_TUNE_TRACE_SECONDS + fields["fine_tune_epochs"] * per_epoch
         )
         seconds += (counts.validation + counts.test) * views * c.forward * (1 + 0.35 * (fields["ensemble"] - 1))
@@ -152,7 +167,7 @@ def choose(config: TrainConfig, counts: Counts, side: int, costs: Costs, budget:
     reasons = [
         f"budget {budget / 60:.1f} min ({'given' if config.budget else 'default for'} {counts.train} training images)",
         f"probe at {costs.size} px: backbone {1 / costs.forward:.0f} img/s, bottom {1 / costs.bottom:.0f} img/s, "
-        f"top training {1 / costs.top_train:.0f} img/s",
+        f"top training {1 / costs.split(FROM_BLOCK)[1]:.0f} img/s",
         "estimates: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in estimates.items()),
     ]
     if given:
@@ -212,7 +227,7 @@ def probe(images: list[bytes], size: int = PROBE_SIZE, batch: int = 32) -> Costs
     acts = bottom.predict_on_batch(decode_images(raw, size))
     bottom_s = timed(lambda: bottom.predict_on_batch(decode_images(raw, size)))
     top_s = timed(lambda: top.predict_on_batch(acts))
-    return Costs(size, bottom_s + top_s, bottom_s, TRAIN_STEP_FORWARDS * top_s, round(time.monotonic() - started, 1))
+    return Costs(size, bottom_s, top_s, round(time.monotonic() - started, 1))
 
 
 def plan(config: TrainConfig, data: TrainingData) -> Plan | None:

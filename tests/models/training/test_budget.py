@@ -7,7 +7,7 @@ from models.training import budget
 from models.training.budget import Costs, Counts, choose
 
 # Seconds per image at 224 px on 2 cores, from the timings of the ELPV runs in docs/benchmarks.md.
-TWO_CORES = Costs(size=224, forward=0.0116, bottom=0.0072, top_train=0.011, probe_seconds=5.0)
+TWO_CORES = Costs(size=224, bottom=0.0072, top=0.0044, probe_seconds=5.0)
 ELPV = Counts(train=1732, validation=236, test=656)
 
 
@@ -79,6 +79,13 @@ def test_estimates_grow_with_image_size_views_and_members():
 def test_the_probe_times_real_images(colour_data):
     images = [p.read_bytes() for p in sorted(colour_data.rglob("*.png"))[:4]]
     costs = budget.probe(images, size=64, batch=4)
-    assert 0 < costs.bottom < costs.forward and costs.top_train > 0 and costs.size == 64
+    assert 0 < costs.bottom < costs.forward and costs.top > 0 and costs.size == 64
     with pytest.raises(ValueError, match="at least one image"):
         budget.probe([])
+
+
+def test_tuning_fewer_blocks_caches_more_of_the_network_and_trains_less_of_it():
+    cache5, step5 = TWO_CORES.split(5)
+    cache15, step15 = TWO_CORES.split(15)
+    assert cache5 == TWO_CORES.bottom and step5 == budget.TRAIN_STEP_FORWARDS * TWO_CORES.top
+    assert cache5 < cache15 < TWO_CORES.forward and 0 < step15 < step5 / 4
