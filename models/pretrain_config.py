@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
-from models.train_config import parse_duration
+from models.train_config import Duration, seconds
 
 
 class PretrainConfig(BaseModel):
@@ -33,17 +33,10 @@ class PretrainConfig(BaseModel):
         0.55, ge=0, lt=1, description="Random zoom-in, up to this fraction of each side cut away (then translated)."
     )
     seed: int = 0
-    budget: str | None = Field(None, description="Wall-clock limit, e.g. '10m': no epoch starts after it.")
+    budget: Duration | None = Field(None, description="Wall-clock limit, e.g. '10m': no epoch starts after it.")
     max_image_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 50_000_000
 
-    @field_validator("budget")
-    @classmethod
-    def _readable_budget(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_duration(value)
-        return value
-
     @property
     def budget_seconds(self) -> float | None:
-        return parse_duration(self.budget) if self.budget is not None else None
+        return seconds(self.budget)

@@ -13,6 +13,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from models.train_config import Duration
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IMGCLF_", env_file=".env", extra="ignore")
@@ -29,7 +31,7 @@ class Settings(BaseSettings):
     train_recipe: Literal["auto", "fast"] = Field(
         "auto", description="`imgclf train` default: the best recipe within the budget, or a head on frozen features."
     )
-    train_budget: str | None = Field(None, description="`imgclf train` default time budget ('10m'); None scales.")
+    train_budget: Duration | None = Field(None, description="`imgclf train` default time budget ('10m'); None scales.")
     labels_db: str = Field(
         "sqlite:///./var/labels.db", description="SQLAlchemy URL of the label store (PostgreSQL for several users)."
     )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from models.label_spec import Task
 
@@ -23,6 +23,19 @@ def parse_duration(text: str | float) -> float:
     if seconds <= 0:
         raise ValueError(f"a duration must be positive, got {text!r}")
     return seconds
+
+
+def _checked(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+Duration = Annotated[str, AfterValidator(_checked)]
+"""A duration as people write it ('90s', '10m', '1h30m'), checked when the config is read."""
+
+
+def seconds(duration: str | None) -> float | None:
+    return parse_duration(duration) if duration is not None else None
 
 
 def _settings_default(name: str):
@@ -51,19 +64,13 @@ class SynthesisConfig(BaseModel):
     steps: int = Field(3000, ge=1)
     batch_size: int = Field(32, ge=2)
     learning_rate: float = Field(2e-4, gt=0)
-    budget: str = Field("5m", description="Stops the GAN's training early when it runs out.")
+    budget: Duration = Field("5m", description="Stops the GAN's training early when it runs out.")
 
     @field_validator("image_size")
     @classmethod
     def _power_of_two(cls, value: int) -> int:
         if value & (value - 1):
             raise ValueError(f"image_size must be a power of two, got {value}")
-        return value
-
-    @field_validator("budget")
-    @classmethod
-    def _readable(cls, value: str) -> str:
-        parse_duration(value)
         return value
 
     @property
@@ -89,7 +96,7 @@ class TrainConfig(BaseModel):
         description="'auto' picks the best recipe that fits the time budget (models/training/budget.py) for every "
         "recipe field not given; 'fast' trains a head on frozen features only, unless fields say otherwise.",
     )
-    budget: str | None = Field(
+    budget: Duration | None = Field(
         default_factory=lambda: _settings_default("train_budget"),
         description="Wall-clock budget for 'auto', e.g. '10m', '90s', '1h'; default scales with the data size.",
     )
@@ -144,16 +151,9 @@ class TrainConfig(BaseModel):
     max_image_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 50_000_000
 
-    @field_validator("budget")
-    @classmethod
-    def _readable_budget(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_duration(value)
-        return value
-
     @property
     def budget_seconds(self) -> float | None:
-        return parse_duration(self.budget) if self.budget is not None else None
+        return seconds(self.budget)
 
     @classmethod
     def from_yaml(cls, path: str | None, **overrides) -> TrainConfig:

@@ -44,6 +44,19 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
     return path
 
 
+def write_split_colour_manifest(
+    root: Path, per_colour: int = 12, colours: tuple[str, ...] = ("red", "blue")
+) -> tuple[Path, list[tuple[str, str]]]:
+    """Colour images under ``root`` and ``root/m.csv`` with explicit splits: of each colour, two thirds train,
+    a sixth validation, a sixth test. Returns the manifest and the (relative path, colour) rows."""
+    rows = write_colour_dataset(root, list(colours), per_colour)
+    sixth = per_colour // 6
+    splits = ["train"] * (per_colour - 2 * sixth) + ["validation"] * sixth + ["test"] * sixth
+    body = [[rel, colour, splits[i % per_colour]] for i, (rel, colour) in enumerate(rows)]
+    write_csv(root / "m.csv", ["image_uri", "labels", "split"], body)
+    return root / "m.csv", rows
+
+
 def tiny_train_config(**overrides):
     from models.training import TrainConfig
 

@@ -127,8 +127,8 @@ def _views_within_budget(images: list[bytes], config: PretrainConfig, deadline: 
         return config.views
     from models.training.budget import probe
 
-    costs = probe(images, size=config.image_size)
-    per_view, per_epoch = len(images) * costs.bottom, 2 * len(images) * costs.top_train
+    cache, step = probe(images, size=config.image_size).split(config.from_block)
+    per_view, per_epoch = len(images) * cache, 2 * len(images) * step
     left = deadline - time.monotonic()
     views = max(2, min(config.views, int(CACHE_SHARE * left / max(per_view, 1e-9))))
     log.info(

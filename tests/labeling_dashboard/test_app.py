@@ -16,7 +16,7 @@ from labeling_dashboard.settings import get_dashboard_settings
 from labeling_dashboard.store import LabelStore, NewPrediction
 from models.label_spec import LabelSpec
 from models.registry import ModelCard, ModelRegistry
-from tests.helpers import colour_image
+from tests.helpers import colour_image, write_split_colour_manifest
 
 APP = str(Path(__file__).parents[2] / "labeling_dashboard" / "app.py")
 LABELS = ["ok", "scratch", "dent"]
@@ -248,15 +248,8 @@ def test_sign_in_is_required_when_users_are_configured_and_annotators_see_no_adm
 
 
 def test_retrain_starts_a_run_on_the_current_labels_and_shows_its_result(dash, tmp_path, monkeypatch):
-    from tests.helpers import write_colour_dataset, write_csv
 
-    rows = write_colour_dataset(tmp_path / "d", ["red", "blue"], 12)
-    splits = ["train"] * 8 + ["validation"] * 2 + ["test"] * 2
-    write_csv(
-        tmp_path / "d/m.csv",
-        ["image_uri", "labels", "split"],
-        [[r, c, splits[i % 12]] for i, (r, c) in enumerate(rows)],
-    )
+    _, rows = write_split_colour_manifest(tmp_path / "d")
     config = tmp_path / "retrain.yaml"
     config.write_text(
         f"model_name: rb\nmanifest: {tmp_path / 'd/m.csv'}\nmodel_root: {tmp_path / 'models'}\n"

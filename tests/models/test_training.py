@@ -10,7 +10,14 @@ from PIL import Image
 from models.manifest import ManifestError
 from models.registry import ModelRegistry
 from models.training import train
-from tests.helpers import COLOURS, colour_image, tiny_train_config, write_colour_dataset, write_csv
+from tests.helpers import (
+    COLOURS,
+    colour_image,
+    tiny_train_config,
+    write_colour_dataset,
+    write_csv,
+    write_split_colour_manifest,
+)
 
 
 def _signature(registry: ModelRegistry, name: str):
@@ -169,11 +176,7 @@ def test_every_augmentation_layer_keeps_the_image_shape():
 def test_cached_fine_tuning_ensemble_with_tta_exports_a_consistent_model(tmp_path):
     """Two EfficientNet tops trained on the same cached bottom activations; the export averages the
     members and the 8 symmetries."""
-    rows = write_colour_dataset(tmp_path, ["red", "blue"], 12)
-    splits = ["train"] * 8 + ["validation"] * 2 + ["test"] * 2
-    write_csv(
-        tmp_path / "m.csv", ["image_uri", "labels", "split"], [[r, c, splits[i % 12]] for i, (r, c) in enumerate(rows)]
-    )
+    manifest, rows = write_split_colour_manifest(tmp_path)
     config = tiny_train_config(
         model_name="ct",
         manifest=str(tmp_path / "m.csv"),

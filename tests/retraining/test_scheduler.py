@@ -9,7 +9,7 @@ from retraining.corrections import new_since
 from retraining.lineage import LineageStore
 from retraining.pipeline import RetrainConfig
 from retraining.scheduler import due, parse_every, run_forever
-from tests.helpers import write_colour_dataset, write_csv
+from tests.helpers import write_csv, write_split_colour_manifest
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -40,13 +40,7 @@ def test_only_corrections_after_the_last_run_count(tmp_path):
 
 
 def test_the_loop_runs_again_when_labels_are_saved_in_the_label_store_and_trains_on_them(tmp_path):
-    rows = write_colour_dataset(tmp_path / "d", ["red", "blue"], 12)
-    splits = ["train"] * 8 + ["validation"] * 2 + ["test"] * 2
-    write_csv(
-        tmp_path / "d/m.csv",
-        ["image_uri", "labels", "split"],
-        [[rel, c, splits[i % 12]] for i, (rel, c) in enumerate(rows)],
-    )
+    _, rows = write_split_colour_manifest(tmp_path / "d")
     labels_db = f"sqlite:///{tmp_path / 'labels.db'}"
     config = RetrainConfig(
         model_name="rb",
@@ -64,9 +58,7 @@ def test_the_loop_runs_again_when_labels_are_saved_in_the_label_store_and_trains
     assert [r.trigger for r in lineage.runs("rb")] == ["first run"] and sleeps == [0]
 
     store = LabelStore(labels_db)  # two red training images corrected to blue by a person
-    red_train = [
-        str(tmp_path / "d" / rel) for i, (rel, c) in enumerate(rows) if c == "red" and splits[i % 12] == "train"
-    ]
+    red_train = [str(tmp_path / "d" / rel) for rel, c in rows if c == "red"][:8]  # each colour's first 8 train
     store.add_images(red_train[:2])
     for uri in red_train[:2]:
         store.annotate(uri, ["blue"], "ann", seen_revision=0)

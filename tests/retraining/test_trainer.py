@@ -4,19 +4,15 @@ from models import storage
 from retraining.lineage import LineageStore
 from retraining.pipeline import RetrainConfig, run_once
 from retraining.trainer import read_examples
-from tests.helpers import write_colour_dataset, write_csv
+from tests.helpers import write_split_colour_manifest
 from tests.retraining.test_pipeline import TRAINER
 
 
 def test_a_run_with_examples_on_gcs_trains_on_them_and_records_where_they_are(tmp_path, gcs_emulator):
-    rows = write_colour_dataset(tmp_path, ["red", "blue"], 12)
-    splits = ["train"] * 8 + ["validation"] * 2 + ["test"] * 2
-    write_csv(
-        tmp_path / "m.csv", ["image_uri", "labels", "split"], [[r, c, splits[i % 12]] for i, (r, c) in enumerate(rows)]
-    )
+    manifest, rows = write_split_colour_manifest(tmp_path)
     config = RetrainConfig(
         model_name="rb",
-        manifest=str(tmp_path / "m.csv"),
+        manifest=str(manifest),
         model_root=str(tmp_path / "models"),
         work_dir=str(tmp_path / "work"),
         examples_root="gs://bucket/trainer-test/examples",

@@ -2,18 +2,14 @@
 
 from models.registry import ModelRegistry
 from models.training import budget, train
-from tests.helpers import tiny_train_config, write_colour_dataset, write_csv
+from tests.helpers import tiny_train_config, write_split_colour_manifest
 
 
 def test_the_auto_recipe_trains_the_planned_rung_and_records_plan_and_flip_check(tmp_path):
-    rows = write_colour_dataset(tmp_path, ["red", "blue"], 12)
-    splits = ["train"] * 8 + ["validation"] * 2 + ["test"] * 2
-    write_csv(
-        tmp_path / "m.csv", ["image_uri", "labels", "split"], [[r, c, splits[i % 12]] for i, (r, c) in enumerate(rows)]
-    )
+    manifest, _ = write_split_colour_manifest(tmp_path)
     config = tiny_train_config(
         model_name="auto",
-        manifest=str(tmp_path / "m.csv"),
+        manifest=str(manifest),
         backbone="efficientnet_lite0",
         image_size=64,
         recipe="auto",

@@ -20,7 +20,7 @@ import pytest
 
 from models import efficientnet_lite0
 from models.locations import OutputRefused
-from tests.helpers import colour_image, write_colour_dataset, write_csv
+from tests.helpers import colour_image, write_colour_dataset, write_csv, write_split_colour_manifest
 
 SIZE = 64
 
@@ -112,11 +112,7 @@ def test_train_with_backbone_weights_starts_from_the_pretrained_backbone(pretrai
     from tests.helpers import tiny_train_config
 
     result, *_ = pretrained
-    rows = write_colour_dataset(tmp_path, ["red", "blue"], 6)
-    splits = ["train"] * 4 + ["validation", "test"]
-    write_csv(
-        tmp_path / "m.csv", ["image_uri", "labels", "split"], [[r, c, splits[i % 6]] for i, (r, c) in enumerate(rows)]
-    )
+    write_split_colour_manifest(tmp_path, per_colour=6)
     config = tiny_train_config(
         model_name="pre",
         manifest=str(tmp_path / "m.csv"),

@@ -14,19 +14,14 @@ from models.train_config import SynthesisConfig
 from models.training import train
 from models.training.data import TrainingData
 from models.training.synthesis import diff_augment, is_synthetic, synthesise
-from tests.helpers import tiny_train_config, write_colour_dataset, write_csv
+from tests.helpers import tiny_train_config, write_split_colour_manifest
 
 TINY_GAN = SynthesisConfig(image_size=16, steps=4, batch_size=8)
 
 
 @pytest.fixture
 def colours(tmp_path):
-    rows = write_colour_dataset(tmp_path, ["red", "blue"], 12)
-    splits = ["train"] * 8 + ["validation"] * 2 + ["test"] * 2
-    write_csv(
-        tmp_path / "m.csv", ["image_uri", "labels", "split"], [[r, c, splits[i % 12]] for i, (r, c) in enumerate(rows)]
-    )
-    return tmp_path / "m.csv"
+    return write_split_colour_manifest(tmp_path)[0]
 
 
 def _data(manifest) -> TrainingData:
