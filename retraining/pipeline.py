@@ -127,7 +127,9 @@ def _run(config: RetrainConfig, store: LineageStore, summary: RunSummary) -> Non
     )
     t = _now()
     examples_dir = (
-        f"{config.examples_root.rstrip('/')}/run-{summary.run_id}" if config.examples_root else str(run_dir / "examples")
+        f"{config.examples_root.rstrip('/')}/run-{summary.run_id}"
+        if config.examples_root
+        else str(run_dir / "examples")
     )
     if storage.is_dir(examples_dir):
         raise FileExistsError(f"{examples_dir} already exists; ExampleGen writes only to a new folder")
