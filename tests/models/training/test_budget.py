@@ -28,13 +28,13 @@ def test_durations_read_as_people_write_them():
 def test_every_plan_fits_its_budget_and_more_time_buys_a_better_rung():
     rungs = [name for name, _ in budget.ladder(ELPV, 300)]
     chosen = []
-    for minutes in (3, 8, 15, 25, 40):
+    for minutes in (2, 4, 8, 15, 25, 40):
         plan = _plan(f"{minutes}m")
         assert plan.estimate_seconds <= budget.SAFETY * minutes * 60 - TWO_CORES.probe_seconds
         chosen.append(plan.rung)
     ranks = [rungs.index(r) if r in rungs else 0.5 for r in chosen]  # "shortened" sits between head and fine-tune
     assert ranks == sorted(ranks) and chosen[0] != chosen[-1]
-    assert chosen[-1] == "2 fine-tuned tops at 300 px"
+    assert chosen[-1] == "2 tops, blocks 5-15, at 300 px"
 
 
 def test_a_budget_too_small_for_fine_tuning_trains_the_frozen_head():
@@ -43,7 +43,7 @@ def test_a_budget_too_small_for_fine_tuning_trains_the_frozen_head():
 
 
 def test_a_short_budget_shortens_fine_tuning_before_giving_it_up():
-    full = _plan("1h").alternatives["fine-tune at 224 px"]
+    full = _plan("1h").alternatives["top block at 224 px"]
     plan = _plan(f"{int(full * 0.8)}s")
     assert plan.rung.endswith("shortened")
     assert plan.fields["fine_tune_views"] == 4 and 4 <= plan.fields["fine_tune_epochs"] < 16

@@ -20,7 +20,7 @@ def test_the_auto_recipe_trains_the_planned_rung_and_records_plan_and_flip_check
     card = train(config, ModelRegistry(str(tmp_path / "reg"))).card
     plan, flips = card.training["plan"], card.training["flip_check"]
     assert plan["rung"] in {name for name, _ in budget.ladder(budget.Counts(16, 4, 4), 64)} | {
-        "fine-tune at 224 px, shortened"
+        "top block at 224 px, shortened"
     }
     assert plan["fields"]["image_size"] == 64 == card.image_size  # given, so kept
     assert plan["estimate_seconds"] <= budget.SAFETY * 150
