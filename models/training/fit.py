@@ -123,6 +123,31 @@ def _train_head(features: np.ndarray, data: TrainingData, config: TrainConfig, t
     return head, history, tuning, config
 
 
+def _fine_tune(backbone, head, td: TrainingData, config: TrainConfig, **where) -> tuple[keras.Model, dict, int]:
+    """The classifier after fine-tuning (or backbone + head when there is none), its history, the parameters tuned."""
+    if not config.fine_tune_epochs:
+        return keras.Sequential([backbone, head], name="classifier"), {}, 0
+    if config.backbone == "efficientnet_lite0" and config.fine_tune_views:
+        classifier, history = fine_tune_cached(head, td, config, **where)
+        return classifier, history, sum(int(np.prod(w.shape)) for w in classifier.trainable_weights)
+    classifier, history = fine_tune_end_to_end(backbone, head, td, config, **where)
+    return classifier, history, sum(int(np.prod(w.shape)) for w in backbone.trainable_weights)
+
+
+def _probabilities(classifier, head, features, td: TrainingData, config: TrainConfig, image_size: int, splits):
+    """One probability per label for every image of ``splits``, as the exported signature gives them."""
+    if config.fine_tune_epochs or config.tta != "none":
+        raw = {s: run_on_images(classifier, td.images(s), image_size, f"{s} predictions")[0] for s in splits}
+    else:  # the classifier is the frozen backbone plus the head: reuse the features
+        raw = {
+            s: head.predict(features[td.by_split[s]], verbose=0)
+            if td.by_split[s]
+            else np.zeros((0, head.output_shape[-1]))
+            for s in splits
+        }
+    return {s: full_probabilities(td.spec, p) for s, p in raw.items()}
+
+
 def fit(
     config: TrainConfig,
     spec: LabelSpec,
@@ -165,36 +190,15 @@ def fit(
         update["augmentation"] = config.augmentation.model_copy(update={"flip": flips.flip if flips else "none"})
         config = config.model_copy(update=update)
 
-    tuned_parameters = 0
-    if config.fine_tune_epochs:
-        if config.backbone == "efficientnet_lite0" and config.fine_tune_views:
-            classifier, fine_history = fine_tune_cached(
-                head, td, config, image_size=image_size, out_dir=out_dir, deadline=deadline
-            )
-            tuned_parameters = sum(int(np.prod(w.shape)) for w in classifier.trainable_weights)
-        else:
-            classifier, fine_history = fine_tune_end_to_end(
-                backbone, head, td, config, image_size=image_size, out_dir=out_dir, deadline=deadline
-            )
-            tuned_parameters = sum(int(np.prod(w.shape)) for w in backbone.trainable_weights)
-        for key, values in fine_history.items():
-            history.setdefault(key, []).extend(values)
-    else:
-        fine_history = {}
-        classifier = keras.Sequential([backbone, head], name="classifier")
+    classifier, fine_history, tuned_parameters = _fine_tune(
+        backbone, head, td, config, image_size=image_size, out_dir=out_dir, deadline=deadline
+    )
+    for key, values in fine_history.items():
+        history.setdefault(key, []).extend(values)
     if config.tta != "none":
         classifier = TTA(classifier, config.tta, name=f"{config.tta}_tta")
     splits = ("validation", "test")
-    if config.fine_tune_epochs or config.tta != "none":
-        raw = {s: run_on_images(classifier, td.images(s), image_size, f"{s} predictions")[0] for s in splits}
-    else:  # the classifier is the frozen backbone plus the head: reuse the features
-        raw = {
-            s: head.predict(features[td.by_split[s]], verbose=0)
-            if td.by_split[s]
-            else np.zeros((0, head.output_shape[-1]))
-            for s in splits
-        }
-    probabilities = {s: full_probabilities(td.spec, p) for s, p in raw.items()}
+    probabilities = _probabilities(classifier, head, features, td, config, image_size, splits)
 
     truth = {s: [e.labels for e in td.split(s)] for s in splits}
     spec = td.spec.model_copy(
