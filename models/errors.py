@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import re
 
+from pydantic import ValidationError
+
 
 class ImgclfError(Exception):
     """The root: anything imgclf raises on purpose, with a message fit to show a person."""
@@ -67,7 +69,14 @@ _REPR = re.compile(r"<[^<>]*? at 0x[0-9a-fA-F]+>")
 
 
 def describe(error: BaseException, limit: int = 300) -> str:
-    """The first line of an exception's message, without object reprs, for people to read."""
+    """The first line of an exception's message, without object reprs, for people to read; for a config that
+    failed validation, every field with its reason (pydantic's first line names only the model)."""
+    if isinstance(error, ValidationError):
+        reasons = [
+            f"{'.'.join(str(part) for part in e['loc']) or 'value'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in error.errors()
+        ]
+        return "; ".join(reasons)[:limit]
     text = _REPR.sub("the data", str(error)).strip()
     text = text.splitlines()[0].strip() if text else type(error).__name__
     return text[:limit]

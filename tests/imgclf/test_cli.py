@@ -116,6 +116,13 @@ def test_train_reports_an_unknown_label_and_exits_nonzero(tmp_path, in_process):
     assert "unknown label 'bleu' in 1 rows (rows 2)" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_train_names_every_bad_parameter_with_its_reason(tmp_path, in_process):
+    result = in_process("train", "--data", str(tmp_path), "--model", "x", "--budget", "10 minutes", "--epochs", "0")
+    assert result.returncode == 2
+    assert "budget: cannot read '10 minutes' as a duration" in result.stderr
+    assert "epochs: Input should be greater than or equal to 1" in result.stderr
+
+
 def test_classify_fails_fast_on_a_csv_without_image_uri(tmp_path, in_process):
     write_csv(tmp_path / "in.csv", ["file"], [["a.png"]])
     result = in_process("classify", "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "o.csv"))
