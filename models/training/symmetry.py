@@ -79,11 +79,11 @@ def check_flips(classifier: keras.Model, data: TrainingData, image_size: int) ->
         tolerance=round(tolerance, 4),
     )
     log.info(
-        "flip check on %d validation images: %s (tolerance %.3f) -> flips %s, TTA %s",
+        "flip check on %d validation images: %s (tolerance %.3f) -> flip augmentation %s, flip TTA %s",
         n,
         scores,
         tolerance,
         check.flip,
-        check.tta,
+        "allowed" if check.tta != "none" else "not allowed",
     )
     return check
