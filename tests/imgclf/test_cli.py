@@ -1,6 +1,7 @@
 """The `imgclf` console script, run as a user runs it: train, list, show, classify.
 
-Refusals, which happen before any work, call the same ``main()`` in-process.
+Training, classifying and retraining run the installed command in a subprocess; the rest (refusals,
+registry reads, a first version to retrain on) call the same ``main()`` in-process.
 """
 
 import csv
@@ -8,7 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -24,32 +24,7 @@ def imgclf(*args: str, env: dict, check: bool = True) -> subprocess.CompletedPro
     return result
 
 
-@pytest.fixture
-def env(tmp_path):
-    return {**os.environ, "IMGCLF_MODEL_ROOT": str(tmp_path / "models"), "IMGCLF_DATA_DIR": str(tmp_path / "var")}
-
-
-@pytest.fixture
-def in_process(env, monkeypatch, capsys):
-    """``imgclf ARGS`` through the command's own main(), in this process, for refusals, which
-    happen before any work (each subprocess costs a TensorFlow import, ~10 s)."""
-    from imgclf.cli import main
-    from models.settings import get_settings
-
-    for key in ("IMGCLF_MODEL_ROOT", "IMGCLF_DATA_DIR"):
-        monkeypatch.setenv(key, env[key])
-    get_settings.cache_clear()
-
-    def run(*args: str) -> subprocess.CompletedProcess:
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(["imgclf", *args], code, out, err)
-
-    yield run
-    get_settings.cache_clear()
-
-
-def test_train_on_a_folder_then_classify_a_csv(tmp_path, env):
+def test_train_on_a_folder_then_classify_a_csv(tmp_path, env, in_process):
     write_colour_dataset(tmp_path / "data", ["red", "blue"], 24)
     trained = imgclf(
         "train",
@@ -78,16 +53,8 @@ def test_train_on_a_folder_then_classify_a_csv(tmp_path, env):
     (tmp_path / "new/c.png").write_bytes(b"GIF89a broken")
     write_csv(tmp_path / "new/in.csv", ["image_uri"], [["a.png"], ["b.png"], ["c.png"]])
     out = tmp_path / "new/out.csv"
-    # Three commands that only read the registry: side by side, as a user's shells could run them.
-    with ThreadPoolExecutor(3) as pool:
-        listed, shown, classified = pool.map(
-            lambda args: imgclf(*args, env=env),
-            [
-                ("models", "list"),
-                ("models", "show", "rb"),
-                ("classify", "--input", str(tmp_path / "new/in.csv"), "--output", str(out)),
-            ],
-        )
+    classified = imgclf("classify", "--input", str(tmp_path / "new/in.csv"), "--output", str(out), env=env)
+    listed, shown = in_process("models", "list"), in_process("models", "show", "rb")
     assert "rb: versions [1], aliases production=1" in listed.stdout
     card = json.loads(shown.stdout)
     assert card["label_spec"]["labels"] == ["red", "blue"] and card["aliases"] == {"production": 1}
@@ -129,7 +96,7 @@ def test_classify_fails_fast_on_a_csv_without_image_uri(tmp_path, in_process):
     assert result.returncode == 2 and "no 'image_uri' column" in result.stderr
 
 
-def test_retrain_twice_then_roll_back(tmp_path, env, in_process):
+def test_retrain_pushes_a_new_production_that_can_be_rolled_back(tmp_path, env, in_process):
     rows = write_colour_dataset(tmp_path / "d", ["red", "blue"], 16)
     splits = ["train"] * 10 + ["validation"] * 3 + ["test"] * 3
     write_csv(
@@ -137,15 +104,17 @@ def test_retrain_twice_then_roll_back(tmp_path, env, in_process):
         ["image_uri", "labels", "split"],
         [[rel, c, splits[i % 16]] for i, (rel, c) in enumerate(rows)],
     )
+    trainer = "{backbone: small_cnn, image_size: 32, epochs: 15, learning_rate: 0.02, labels: [red, blue]}"
     (tmp_path / "retrain.yaml").write_text(
-        f"model_name: rb\nmanifest: {tmp_path / 'd/m.csv'}\nwork_dir: {tmp_path / 'work'}\n"
-        "trainer: {backbone: small_cnn, image_size: 32, epochs: 15, learning_rate: 0.02, labels: [red, blue]}\n"
+        f"model_name: rb\nmanifest: {tmp_path / 'd/m.csv'}\nwork_dir: {tmp_path / 'work'}\ntrainer: {trainer}\n"
         "validation: {min_examples_per_label: 3}\n"
         "evaluation: {floor: 0.0, tolerance: 1.0, per_label_tolerance: 1.0}\n"
     )
-    first = imgclf("retrain", "--config", str(tmp_path / "retrain.yaml"), env=env)
-    assert "pushed: v1 is production" in first.stdout and "[6/6] Pusher" in first.stderr
-    assert "pushed: v2 is production" in imgclf("retrain", "--config", str(tmp_path / "retrain.yaml"), env=env).stdout
-    assert "production moved from v2 back to v1" in imgclf("models", "rollback", "rb", env=env).stdout
+    same = ["--backbone", "small_cnn", "--image-size", "32", "--epochs", "15", "--learning-rate", "0.02"]
+    first = in_process("train", "--manifest", str(tmp_path / "d/m.csv"), "--model", "rb", "--labels", "red,blue", *same)
+    assert first.returncode == 0 and "aliases set: production" in first.stdout, first.stderr
+    second = imgclf("retrain", "--config", str(tmp_path / "retrain.yaml"), env=env)
+    assert "pushed: v2 is production" in second.stdout and "[6/6] Pusher" in second.stderr
+    assert "production moved from v2 back to v1" in in_process("models", "rollback", "rb").stdout
     refused = in_process("models", "rollback", "rb")
     assert refused.returncode == 3 and "no earlier version" in refused.stderr

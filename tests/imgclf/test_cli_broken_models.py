@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from models.label_spec import LabelSpec
 from models.registry import ModelCard, ModelRegistry
-from tests.imgclf.test_cli import imgclf
-
-
-@pytest.fixture
-def env(tmp_path) -> dict:
-    return {**os.environ, "IMGCLF_MODEL_ROOT": str(tmp_path / "models"), "IMGCLF_DATA_DIR": str(tmp_path / "var")}
 
 
 @pytest.fixture
@@ -40,8 +32,8 @@ def broken_registry(tmp_path) -> Path:
     return root
 
 
-def test_list_shows_broken_versions_and_aliases_with_the_reason(broken_registry, env):
-    listed = imgclf("models", "list", env=env)
+def test_list_shows_broken_versions_and_aliases_with_the_reason(broken_registry, in_process):
+    listed = in_process("models", "list")
     lines = listed.stdout.splitlines()
     assert lines[0] == "m: versions [1, 2, 3], aliases candidate=2, production=1"
     assert any(line.strip().startswith("model 'm' version 2 is broken: model.json is not valid JSON") for line in lines)
@@ -50,18 +42,16 @@ def test_list_shows_broken_versions_and_aliases_with_the_reason(broken_registry,
     assert "Traceback" not in listed.stderr
 
 
-def test_show_of_a_broken_version_prints_the_error_and_exits_5(broken_registry, env):
+def test_show_of_a_broken_version_prints_the_error_and_exits_5(broken_registry, in_process):
     cases = [
         (["--version", "2"], "model 'm' version 2 is broken: model.json is not valid JSON"),
         (["--alias", "candidate"], "model 'm' version 2 is broken"),
         (["--version", "3"], "model 'm' version 3 is broken: it has no saved_model/saved_model.pb"),
         (["--alias", "staging"], "alias 'staging' of model 'm' is broken"),
     ]
-    # Each command only reads the registry: run them side by side (each is a process start of seconds).
-    with ThreadPoolExecutor(3) as pool:
-        healthy = pool.submit(imgclf, "models", "show", "m", env=env)
-        results = list(pool.map(lambda case: imgclf("models", "show", "m", *case[0], env=env, check=False), cases))
-    assert '"version": 1' in healthy.result().stdout
+    healthy = in_process("models", "show", "m")
+    results = [in_process("models", "show", "m", *args) for args, _ in cases]
+    assert '"version": 1' in healthy.stdout
     for (args, problem), shown in zip(cases, results, strict=True):
         assert shown.returncode == 5, (args, shown.stdout, shown.stderr)
         assert shown.stderr.startswith(f"error: {problem}") and "Traceback" not in shown.stderr

@@ -1,9 +1,8 @@
 """`imgclf classify` as a user (or a careless script) runs it: nothing it did not create is
 destroyed, bad input is a clear message or an error record, and nothing hangs or crashes.
 
-Runs that do work, or that could hang, go through the installed command in a subprocess;
-refusals, which happen before any work, call the same ``main()`` in-process (each
-subprocess costs a TensorFlow import).
+Runs that could hang go through the installed command in a subprocess; the rest call the
+same ``main()`` in-process (each subprocess costs a TensorFlow import).
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -45,22 +43,8 @@ def _refused(result, code: int, words: str) -> None:
 
 
 @pytest.fixture
-def classify(env, monkeypatch, capsys):
-    """``imgclf classify ARGS`` through the command's own main(), in this process."""
-    from imgclf.cli import main
-    from models.settings import get_settings
-
-    for key in ("IMGCLF_MODEL_ROOT", "IMGCLF_DATA_DIR"):
-        monkeypatch.setenv(key, env[key])
-    get_settings.cache_clear()
-
-    def run(*args: str) -> subprocess.CompletedProcess:
-        code = main(["classify", *args])
-        out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(["imgclf", "classify", *args], code, out, err)
-
-    yield run
-    get_settings.cache_clear()
+def classify(in_process):
+    return lambda *args: in_process("classify", *args)
 
 
 def test_an_output_naming_an_existing_folder_is_refused_and_the_folder_kept(tmp_path, classify, two):
@@ -96,11 +80,11 @@ def test_an_unwritable_output_is_one_clear_line(tmp_path, classify, two):
     assert (tmp_path / "a_file").read_text() == "x"
 
 
-def test_an_existing_output_file_is_replaced_whole_and_nothing_temporary_is_left(tmp_path, env, two):
+def test_an_existing_output_file_is_replaced_whole_and_nothing_temporary_is_left(tmp_path, classify, two):
     out = tmp_path / "out" / "predictions.csv"
     out.parent.mkdir()
     out.write_text("an old run\n")
-    imgclf("classify", "--input", str(two), "--output", str(out), env=env)
+    assert classify("--input", str(two), "--output", str(out)).returncode == 0
     rows = list(csv.DictReader(out.open()))
     assert [r["image_uri"] for r in sorted(rows, key=lambda r: r["image_uri"])] == ["0.png", "1.png"]
     assert sorted(p.name for p in out.parent.iterdir()) == ["predictions.csv"]  # no temporary or probe files
