@@ -76,7 +76,7 @@ bench-labels: venv system-deps
 bench-accuracy: venv
 	$(PY) -m bench.accuracy
 
-## make bench-ablations: SimSiam pretraining with 10%/25% of the labels, and GAN oversampling, 3 seeds each (hours)
+## make bench-ablations: SimSiam pretraining with 10%/25% of the labels, and GAN oversampling, 3 seeds each (about 1.5 h on 2 cores)
 bench-ablations: venv
 	$(PY) -m bench.accuracy --ablation label-scarce --seeds 0,1,2
 	$(PY) -m bench.accuracy --ablation gan --seeds 0,1,2
