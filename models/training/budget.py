@@ -117,20 +117,25 @@ class Plan:
 
 def estimate_seconds(fields: dict, counts: Counts, costs: Costs, check_flips: bool) -> float:
     c = costs.at(fields["image_size"])
-    seconds = FIXED_SECONDS + PER_FIT_SECONDS + counts.total * c.forward  # frozen features for the head
+    seconds = FIXED_SECONDS + PER_FIT_SECONDS
     if check_flips:
         seconds += 2 * counts.validation * c.forward
     views = {"none": 1, "flips": 4, "dihedral": 8}[fields["tta"]]
     if fields["fine_tune_epochs"]:
+        # the head's features: the bottom once per train and validation image (kept as the first cached view),
+        # then the untrained top; test images are only decoded
+        seconds += (counts.train + counts.validation) * c.forward
         cache, step = c.split(fields["fine_tune_from_block"])
-        cached = counts.train * fields["fine_tune_views"] + counts.validation
+        cached = counts.train * max(fields["fine_tune_views"] - 1, 0)
         per_epoch = counts.train * step + counts.validation * step / TRAIN_STEP_FORWARDS
         seconds += cached * cache + fields["ensemble"] * (
             FINE_TUNE_TRACE_SECONDS + fields["fine_tune_epochs"] * per_epoch
         )
         seconds += (counts.validation + counts.test) * views * c.forward * (1 + 0.35 * (fields["ensemble"] - 1))
-    elif views > 1:
-        seconds += (counts.validation + counts.test) * views * c.forward
+    else:
+        seconds += counts.total * c.forward  # frozen features for the head
+        if views > 1:
+            seconds += (counts.validation + counts.test) * views * c.forward
     return seconds
 
 

@@ -16,9 +16,10 @@ import numpy as np
 import tensorflow as tf
 
 from models import efficientnet_lite0
+from models.manifest import Example
 from models.preprocessing import decode_images
 from models.train_config import TrainConfig
-from models.training.data import TrainingData
+from models.training.data import TrainingData, run_on_images
 from models.training.heads import class_weights
 from models.training.layers import augmenter
 from models.training.loop import cosine_steps, fit_model
@@ -88,14 +89,58 @@ def fine_tune_end_to_end(
     return classifier, history
 
 
+def caches_bottom(config: TrainConfig) -> bool:
+    """Whether fine-tuning runs on cached bottom activations (the way that pays on a CPU)."""
+    return bool(config.fine_tune_epochs and config.fine_tune_views and config.backbone == "efficientnet_lite0")
+
+
+class FrozenBottom:
+    """EfficientNet-Lite0 split where fine-tuning starts, with the bottom's activations of every unaugmented
+    training and validation image computed once: through the untrained top they are the frozen features the
+    head is trained on, and they are fine-tuning's first cached view. The test split's features are never used
+    when fine-tuning follows, so its images are only decoded (to find the ones that do not)."""
+
+    def __init__(self, image_size: int, from_block: int, weights: str | None):
+        self.bottom, self.top = efficientnet_lite0.build_split(image_size, from_block, weights or "imagenet")
+        self.bottom.trainable = False
+        self.backbone = keras.Sequential([self.bottom, self.top], name="efficientnet_lite0")
+        self.image_size = image_size
+        self.first_view: dict[str, np.ndarray] = {}
+
+    def features(self, examples: list[Example], data: list[bytes]) -> tuple[np.ndarray, list[int]]:
+        """As ``run_on_images(backbone, data)``: the features of the images that decode (zeros for test images),
+        and their indices."""
+        test = [i for i, e in enumerate(examples) if e.split == "test"]
+        rest = [i for i, e in enumerate(examples) if e.split != "test"]
+        acts, ok = run_on_images(self.bottom, [data[i] for i in rest], self.image_size, "bottom activations")
+        decode_only = keras.Sequential([keras.Input((self.image_size, self.image_size, 3)), keras.layers.Flatten()])
+        _, test_ok = run_on_images(decode_only, [data[i] for i in test], self.image_size, "test images decoded")
+        rows = [rest[j] for j in ok]
+        acts = acts.astype(np.float16)
+        for split in ("train", "validation"):
+            self.first_view[split] = acts[[k for k, i in enumerate(rows) if examples[i].split == split]]
+        decoded = rows + [test[j] for j in test_ok]
+        order = np.argsort(decoded, kind="stable")  # keep() takes rows in this order: first_view stays aligned
+        features = np.zeros((len(decoded), self.top.output_shape[-1]), np.float32)
+        if rows:
+            features[: len(rows)] = self.top.predict(acts.astype(np.float32), batch_size=64, verbose=0)
+        return features[order], [decoded[k] for k in order]
+
+
 def cache_activations(
-    bottom: keras.Model, images: list[bytes], *, image_size: int, views: int, augment: keras.Model
+    bottom: keras.Model,
+    images: list[bytes],
+    *,
+    image_size: int,
+    views: int,
+    augment: keras.Model,
+    first: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The frozen bottom's activations for ``views`` augmented copies of each image (the first unaugmented),
-    as float16 ``[images, views, h, w, c]``."""
-    out = []
+    """The frozen bottom's activations for ``views`` augmented copies of each image (the first unaugmented,
+    or ``first`` when already computed), as float16 ``[images, views, h, w, c]``."""
+    out = [] if first is None else [first.astype(np.float16)]
     started = time.monotonic()
-    for v in range(views):
+    for v in range(len(out), views):
         batches = tf.data.Dataset.from_tensor_slices(tf.constant(images, dtype=tf.string))
         batches = batches.batch(64).map(lambda b: decode_images(b, image_size), num_parallel_calls=tf.data.AUTOTUNE)
         if v:
@@ -113,13 +158,13 @@ def fine_tune_cached(
     image_size: int,
     out_dir: str,
     deadline: float | None = None,
+    frozen: FrozenBottom | None = None,
 ) -> tuple[keras.Model, History]:
     """EfficientNet-Lite0: trains ``ensemble`` copies of the top and head on the same cached activations
-    (each with its own shuffles and views) and averages them."""
-    bottom, top = efficientnet_lite0.build_split(
-        image_size, config.fine_tune_from_block, config.backbone_weights or "imagenet"
-    )
-    bottom.trainable = False
+    (each with its own shuffles and views) and averages them. ``frozen``: the split the head's features came
+    from, whose first views are reused."""
+    frozen = frozen or FrozenBottom(image_size, config.fine_tune_from_block, config.backbone_weights)
+    bottom, top = frozen.bottom, frozen.top
     freeze_batch_norm(top)
     views = config.fine_tune_views
     train_count = len(data.by_split["train"])
@@ -130,6 +175,7 @@ def fine_tune_cached(
             image_size=image_size,
             views=views,
             augment=augmenter(config.augmentation, config.seed),
+            first=frozen.first_view.get("train"),
         )
     )
     y_train = data.targets("train")
@@ -150,10 +196,12 @@ def fine_tune_cached(
 
     validation = None
     if data.by_split["validation"]:
-        val_acts = cache_activations(bottom, data.images("validation"), image_size=image_size, views=1, augment=None)[
-            :, 0
-        ].astype(np.float32)
-        validation = (val_acts, data.targets("validation"))
+        val_acts = frozen.first_view.get("validation")
+        if val_acts is None:
+            val_acts = cache_activations(
+                bottom, data.images("validation"), image_size=image_size, views=1, augment=None
+            )[:, 0]
+        validation = (val_acts.astype(np.float32), data.targets("validation"))
     members, history, head_weights = [], {}, head.get_weights()
     for m in range(config.ensemble):
         if m:  # a fresh top and a copy of the trained head; its own shuffles and views

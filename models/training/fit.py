@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from models import evaluation
-from models.backbones import build_backbone
+from models.backbones import BACKBONES, build_backbone
 from models.export import export_saved_model
 from models.label_spec import LabelSpec, Task
 from models.manifest import Example, ManifestError
@@ -39,7 +39,7 @@ from models.training.data import (
     resolve_label_spec,
     run_on_images,
 )
-from models.training.fine_tune import fine_tune_cached, fine_tune_end_to_end
+from models.training.fine_tune import FrozenBottom, caches_bottom, fine_tune_cached, fine_tune_end_to_end
 from models.training.heads import build_head, class_weights, compiled_head
 from models.training.layers import TTA
 from models.training.loop import fit_model
@@ -67,9 +67,24 @@ class Candidate(BaseModel):
     tuning: dict[str, Any] | None = None
 
 
-def _decodable(backbone: keras.Model, data: TrainingData, image_size: int, config: TrainConfig):
+def _frozen_backbone(config: TrainConfig) -> tuple[keras.Model, int, FrozenBottom | None]:
+    """The frozen backbone and its image size; split where fine-tuning starts when that runs on cached
+    activations, so the bottom runs once per image for both (synthetic images take the plain way)."""
+    if caches_bottom(config) and not config.synthetic:
+        image_size = config.image_size or BACKBONES[config.backbone][1]
+        frozen = FrozenBottom(image_size, config.fine_tune_from_block, config.backbone_weights)
+        return frozen.backbone, image_size, frozen
+    backbone, image_size = build_backbone(config.backbone, config.image_size, config.backbone_weights)
+    backbone.trainable = False
+    return backbone, image_size, None
+
+
+def _decodable(backbone: keras.Model, frozen, data: TrainingData, image_size: int, config: TrainConfig):
     """The backbone's features of every image, and the data without the images that do not decode."""
-    features, decoded = run_on_images(backbone, data.data, image_size, "backbone features")
+    if frozen is not None:
+        features, decoded = frozen.features(data.examples, data.data)
+    else:
+        features, decoded = run_on_images(backbone, data.data, image_size, "backbone features")
     if len(decoded) < len(data.data):
         undecodable = sorted(set(range(len(data.data))) - set(decoded))
         failed = [bad_row(data.examples[i], decode_error(data.data[i], image_size)) for i in undecodable]
@@ -123,12 +138,12 @@ def _train_head(features: np.ndarray, data: TrainingData, config: TrainConfig, t
     return head, history, tuning, config
 
 
-def _fine_tune(backbone, head, td: TrainingData, config: TrainConfig, **where) -> tuple[keras.Model, dict, int]:
+def _fine_tune(backbone, frozen, head, td: TrainingData, config: TrainConfig, **where) -> tuple[keras.Model, dict, int]:
     """The classifier after fine-tuning (or backbone + head when there is none), its history, the parameters tuned."""
     if not config.fine_tune_epochs:
         return keras.Sequential([backbone, head], name="classifier"), {}, 0
-    if config.backbone == "efficientnet_lite0" and config.fine_tune_views:
-        classifier, history = fine_tune_cached(head, td, config, **where)
+    if caches_bottom(config):
+        classifier, history = fine_tune_cached(head, td, config, frozen=frozen, **where)
         return classifier, history, sum(int(np.prod(w.shape)) for w in classifier.trainable_weights)
     classifier, history = fine_tune_end_to_end(backbone, head, td, config, **where)
     return classifier, history, sum(int(np.prod(w.shape)) for w in backbone.trainable_weights)
@@ -170,9 +185,8 @@ def fit(
         config = config.model_copy(update=plan.fields)
     deadline = started + plan.budget_seconds if plan is not None else None
 
-    backbone, image_size = build_backbone(config.backbone, config.image_size, config.backbone_weights)
-    backbone.trainable = False
-    features, td = _decodable(backbone, td, image_size, config)
+    backbone, image_size, frozen = _frozen_backbone(config)
+    features, td = _decodable(backbone, frozen, td, image_size, config)
     real = td
     synthesis = None
     if config.synthetic:
@@ -191,7 +205,7 @@ def fit(
         config = config.model_copy(update=update)
 
     classifier, fine_history, tuned_parameters = _fine_tune(
-        backbone, head, td, config, image_size=image_size, out_dir=out_dir, deadline=deadline
+        backbone, frozen, head, td, config, image_size=image_size, out_dir=out_dir, deadline=deadline
     )
     for key, values in fine_history.items():
         history.setdefault(key, []).extend(values)
