@@ -44,10 +44,26 @@ def _wait(client, job_id: str, states: set[str], timeout: float = 180) -> dict:
     raise AssertionError(f"job stayed {job['state']}: {job}")
 
 
-def test_a_job_runs_the_batch_pipeline_reports_counts_and_outlives_an_api_restart(api_settings, tmp_path):
-    """The pipeline runs in its own process, so an API restart while it runs loses nothing."""
-    settings = api_settings()
+def test_a_job_runs_the_batch_pipeline_refuses_rows_outside_the_allowed_locations_and_outlives_an_api_restart(
+    api_settings, tmp_path, registry_root
+):
+    """The pipeline runs in its own process, so an API restart while it runs loses nothing; rows it may not
+    read are error records that say nothing about the server's files."""
+    settings = api_settings(
+        allowed_read_prefixes=[str(tmp_path / "in")], allowed_write_prefixes=[str(tmp_path / "out")]
+    )
     source = _input_csv(tmp_path / "in")
+    (tmp_path / "secret").mkdir()
+    (tmp_path / "secret" / "real.png").write_bytes(colour_image("red", 6))
+    refused = [
+        "/etc/passwd",
+        "/root/does-not-exist.png",
+        str(tmp_path / "secret" / "real.png"),
+        "../secret/real.png",
+        str(registry_root / "colours" / "versions" / "1" / "model.json"),
+    ]
+    with source.open("a", newline="") as f:
+        csv.writer(f).writerows([uri, "red"] for uri in refused)
     out = tmp_path / "out" / "predictions.jsonl"
     with TestClient(create_app(settings)) as first_api:
         wait_ready(first_api)
@@ -61,11 +77,12 @@ def test_a_job_runs_the_batch_pipeline_reports_counts_and_outlives_an_api_restar
         job = _wait(second_api, job["id"], {"succeeded", "failed"})
         listed = second_api.get("/v1/batch-jobs").json()["jobs"]
     assert job["state"] == "succeeded", job
-    assert job["counts"] == {"done": 7, "ok": 6, "errors": 1}
+    assert job["counts"] == {"done": 12, "ok": 6, "errors": 6}
     assert job["output_files"] == [str(out)] and job["seconds"] > 0 and job["attempts"] == 1
-    records = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(records) == 7
-    assert sum(r["error"] is not None and r["error"].startswith("not_found") for r in records) == 1
+    records = {r["image_uri"]: r["error"] for r in map(json.loads, out.read_text().splitlines())}
+    assert len(records) == 12 and records[str(tmp_path / "in" / "missing.png")].startswith("not_found")
+    # The same words whether the path exists or not: the records tell nothing about the server's files.
+    assert {records[uri] for uri in refused} == {"not_allowed: outside the locations this run may read"}
     assert listed[0]["id"] == job["id"]
 
 

@@ -1,9 +1,9 @@
 """The service as an attacker or a careless client uses it: no request destroys data it did
-not create, reads outside the allowed locations, hangs a worker or earns a stack trace."""
+not create, reads outside the allowed locations, hangs a worker or earns a stack trace.
+(A batch job's rows outside them: tests/api/test_batch_jobs.py, beside the job's other checks.)"""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import socket
@@ -18,16 +18,6 @@ from api.settings import ApiSettings
 from models.locations import UriNotAllowed, check_allowed
 from tests.api.conftest import ServerThread
 from tests.helpers import colour_image, file_tree, write_csv
-
-
-def _wait(client, job_id: str, timeout: float = 180) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/batch-jobs/{job_id}").json()
-        if job["state"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(job)
 
 
 @pytest.fixture
@@ -76,31 +66,6 @@ def test_an_output_that_is_a_folder_or_the_input_is_refused(make_client, tmp_pat
     assert r.status_code == 422 and "is the input" in r.json()["detail"]
     assert (tmp_path / "data" / "results" / "keep.csv").read_text() == "mine"
     assert source.read_bytes() == b"image_uri\r\nx.png\r\n"
-
-
-def test_rows_outside_the_allowed_locations_are_error_records_that_reveal_nothing(live, tmp_path, registry_root):
-    (tmp_path / "in" / "ok.png").write_bytes(colour_image("red", 5))
-    (tmp_path / "secret").mkdir()
-    (tmp_path / "secret" / "real.png").write_bytes(colour_image("red", 6))
-    rows = [
-        ["ok.png"],
-        ["/etc/passwd"],
-        ["/root/does-not-exist.png"],
-        [str(tmp_path / "secret" / "real.png")],
-        ["../secret/real.png"],
-        [str(registry_root / "colours" / "versions" / "1" / "model.json")],
-    ]
-    source = write_csv(tmp_path / "in" / "in.csv", ["image_uri"], rows)
-    out = tmp_path / "out" / "p.csv"
-    r = live.post("/v1/batch-jobs", json={"input_csv": str(source), "output_uri": str(out)})
-    assert r.status_code == 202, r.text
-    job = _wait(live, r.json()["id"])
-    assert job["state"] == "succeeded" and job["counts"] == {"done": 6, "ok": 1, "errors": 5}, job
-    records = {row["image_uri"]: row["error"] for row in csv.DictReader(out.open(newline=""))}
-    refused = {uri: error for uri, error in records.items() if uri != "ok.png"}
-    # The same words whether the path exists or not: the records tell nothing about the server's files.
-    assert set(refused.values()) == {"not_allowed: outside the locations this run may read"}
-    assert records["ok.png"] == ""
 
 
 def test_the_default_prefixes_keep_reads_and_writes_apart_and_off_internal_stores():
