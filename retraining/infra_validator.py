@@ -1,8 +1,10 @@
 """InfraValidator: load the exported SavedModel in a fresh process and send it a warm-up request.
 
 A model that only loads in the process that trained it (a missing asset, a Python-side
-dependency) fails here, before it can reach serving. Run as
-``python -m retraining.infra_validator SAVED_MODEL IMAGE LABELS``.
+dependency) fails here, before it can reach serving. The process is started when the Trainer
+starts, so that importing TensorFlow (most of its time) overlaps training; it shares nothing
+with the run and is told where the model is once there is one, as one JSON line on stdin
+(``python -m retraining.infra_validator`` then ``{"saved_model": ..., "image": ..., "labels": N}``).
 """
 
 from __future__ import annotations
@@ -18,37 +20,72 @@ from pydantic import BaseModel
 class InfraResult(BaseModel):
     ok: bool
     detail: str
-    seconds: float
+    seconds: float  # how long the run waited for the answer
 
 
-def validate_in_fresh_process(
-    saved_model_dir: str, image_path: str, num_labels: int, timeout: float = 300
-) -> InfraResult:
-    started = time.monotonic()
-    command = [sys.executable, "-m", "retraining.infra_validator", saved_model_dir, image_path, str(num_labels)]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return InfraResult(ok=False, detail=f"no answer within {timeout:.0f}s", seconds=timeout)
-    seconds = round(time.monotonic() - started, 1)
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-        return InfraResult(ok=False, detail=f"exit {done.returncode}: {last[:300]}", seconds=seconds)
-    return InfraResult(ok=True, detail=done.stdout.strip().splitlines()[-1], seconds=seconds)
+class InfraValidator:
+    """One fresh process per validation; ``close`` (or leaving the ``with`` block) ends one never asked."""
+
+    def __init__(self, timeout: float = 300):
+        self.timeout = timeout
+        self._process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        if self._process is None:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "retraining.infra_validator"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+
+    def validate(self, saved_model_dir: str, image_path: str, num_labels: int) -> InfraResult:
+        self.start()
+        process, started = self._process, time.monotonic()
+        request = json.dumps({"saved_model": saved_model_dir, "image": image_path, "labels": num_labels})
+        try:
+            stdout, stderr = process.communicate(request + "\n", timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            self.close()
+            return InfraResult(ok=False, detail=f"no answer within {self.timeout:.0f}s", seconds=self.timeout)
+        self._process = None  # answered: this process is done
+        seconds = round(time.monotonic() - started, 1)
+        if process.returncode != 0:
+            last = (stderr.strip().splitlines() or ["(no output)"])[-1]
+            return InfraResult(ok=False, detail=f"exit {process.returncode}: {last[:300]}", seconds=seconds)
+        return InfraResult(ok=True, detail=stdout.strip().splitlines()[-1], seconds=seconds)
+
+    def close(self) -> None:
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.kill()
+            self._process.communicate()
+            self._process = None
+
+    def __enter__(self) -> InfraValidator:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
-def _main(saved_model_dir: str, image_path: str, num_labels: int) -> int:
-    import models  # noqa: F401  (quiet TensorFlow)
+def _main() -> int:
+    import models  # noqa: F401, I001  (first: it quiets TensorFlow)
+    import tensorflow as tf
     from models.export import load_signature
 
-    with open(image_path, "rb") as f:
+    line = sys.stdin.readline()
+    if not line.strip():  # the run ended without a model to validate
+        return 0
+    request = json.loads(line)
+    with open(request["image"], "rb") as f:
         image = f.read()
-    import tensorflow as tf
-
-    signature = load_signature(saved_model_dir)
+    signature = load_signature(request["saved_model"])
     started = time.perf_counter()
     probabilities = signature(image_bytes=tf.constant([image]))["probabilities"].numpy()
     latency_ms = (time.perf_counter() - started) * 1000
+    num_labels = request["labels"]
     if probabilities.shape != (1, num_labels) or not (probabilities >= 0).all() or not (probabilities <= 1).all():
         print(f"bad output: shape {probabilities.shape}, values {probabilities.tolist()}", file=sys.stderr)
         return 1
@@ -57,4 +94,4 @@ def _main(saved_model_dir: str, image_path: str, num_labels: int) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    sys.exit(_main())

@@ -27,7 +27,7 @@ from models.train_config import TrainConfig
 from models.tuning import TunerConfig
 from retraining.corrections import for_run
 from retraining.evaluator import EvaluationConfig, evaluate_candidate
-from retraining.infra_validator import validate_in_fresh_process
+from retraining.infra_validator import InfraValidator
 from retraining.lineage import LineageStore
 from retraining.lock import run_lock
 from retraining.trainer import train_candidate
@@ -105,7 +105,8 @@ def run_once(config: RetrainConfig, trigger: str = "manual") -> RunSummary:
         summary = RunSummary(run_id=run_id, status="running", run_dir=str(Path(config.work_dir, "runs", str(run_id))))
         started = time.monotonic()
         try:
-            _run(config, store, summary)
+            with InfraValidator() as infra_validator:
+                _run(config, store, summary, infra_validator)
         except BaseException as e:
             summary.status, summary.reasons = "failed", summary.reasons + [f"{type(e).__name__}: {e}"]
             store.finish_run(run_id, "failed", summary.model_dump(mode="json"))
@@ -115,7 +116,7 @@ def run_once(config: RetrainConfig, trigger: str = "manual") -> RunSummary:
         return summary
 
 
-def _run(config: RetrainConfig, store: LineageStore, summary: RunSummary) -> None:
+def _run(config: RetrainConfig, store: LineageStore, summary: RunSummary, infra_validator: InfraValidator) -> None:
     run_dir = Path(summary.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     registry = ModelRegistry(config.model_root)
@@ -181,6 +182,7 @@ def _run(config: RetrainConfig, store: LineageStore, summary: RunSummary) -> Non
 
     log.info("[3/6] Trainer%s", " (with Tuner)" if config.tuner.enabled else "")
     t = _now()
+    infra_validator.start()  # its fresh process loads TensorFlow while the Trainer trains
     train_config = TrainConfig(model_name=config.model_name, **config.trainer)
     candidate, examples, data = train_candidate(
         train_config, examples_dir, production.card if production else None, str(run_dir / "candidate"), config.tuner
@@ -247,7 +249,7 @@ def _run(config: RetrainConfig, store: LineageStore, summary: RunSummary) -> Non
     t = _now()
     warmup = run_dir / "warmup_image"
     warmup.write_bytes(data[test[0]] if test else data[0])
-    infra = validate_in_fresh_process(candidate.saved_model_dir, str(warmup), len(candidate.card.label_spec.labels))
+    infra = infra_validator.validate(candidate.saved_model_dir, str(warmup), len(candidate.card.label_spec.labels))
     summary.infra = ("ok " if infra.ok else "failed ") + infra.detail
     log.info("      %s (%.1fs)", summary.infra, infra.seconds)
     (infra_art,) = store.record(

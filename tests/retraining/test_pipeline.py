@@ -1,7 +1,7 @@
 """Whole retraining runs on tiny data with the small CNN: a blessed push, a refused candidate,
 a validation stop, the run lock, and rollback.
 
-A whole run costs tens of seconds (most of it the InfraValidator's fresh process), so the
+A whole run costs tens of seconds (importing TensorFlow twice, training and export), so the
 first run is made once per module (``first_run``) and the tests that go on from it get a
 private copy of its registry and work folder (``after_first_run``); one tuned second run
 (``tuned_second_run``) serves the Tuner and rollback tests. The images and the manifest are
