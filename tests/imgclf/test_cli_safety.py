@@ -1,8 +1,8 @@
 """`imgclf classify` as a user (or a careless script) runs it: nothing it did not create is
 destroyed, bad input is a clear message or an error record, and nothing hangs or crashes.
 
-Runs that could hang go through the installed command in a subprocess; the rest call the
-same ``main()`` in-process (each subprocess costs a TensorFlow import).
+Every run calls the command's own ``main()`` in-process (a subprocess costs a TensorFlow import);
+the ones that could hang on a FIFO do so under ``fifo_watchdog``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 
 from beam_pipelines.csv_input import FIELD_LIMIT
 from tests.helpers import colour_image, file_tree, write_csv
-from tests.imgclf.test_cli import imgclf
+from tests.imgclf.conftest import fifo_watchdog
 
 
 @pytest.fixture
@@ -90,15 +90,14 @@ def test_an_existing_output_file_is_replaced_whole_and_nothing_temporary_is_left
     assert sorted(p.name for p in out.parent.iterdir()) == ["predictions.csv"]  # no temporary or probe files
 
 
-def test_a_fifo_as_input_is_a_clear_error_not_a_hang(tmp_path, env):
+def test_a_fifo_as_input_is_a_clear_error_not_a_hang(tmp_path, classify):
     os.mkfifo(tmp_path / "in.csv")
-    result = imgclf(
-        "classify", "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "o.csv"), env=env, check=False
-    )
+    with fifo_watchdog(tmp_path / "in.csv"):
+        result = classify("--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "o.csv"))
     _refused(result, 2, "not a regular file")
 
 
-def test_a_messy_csv_gives_one_record_per_row_and_keeps_every_value(tmp_path, env):
+def test_a_messy_csv_gives_one_record_per_row_and_keeps_every_value(tmp_path, classify):
     """Quoted newlines, a non-UTF-8 byte, an oversized field, extra cells, a FIFO image, a
     file:// URI, and input columns named like output columns, in one CSV."""
     d = tmp_path / "in"
@@ -117,8 +116,9 @@ def test_a_messy_csv_gives_one_record_per_row_and_keeps_every_value(tmp_path, en
     ]
     (d / "in.csv").write_bytes(header.encode() + b"".join(lines))
     out = tmp_path / "out.csv"
-    result = imgclf("classify", "--input", str(d / "in.csv"), "--output", str(out), env=env)
-    assert "6 records (2 ok, 4 errors)" in result.stdout
+    with fifo_watchdog(d / "pipe.png"):
+        result = classify("--input", str(d / "in.csv"), "--output", str(out))
+    assert result.returncode == 0 and "6 records (2 ok, 4 errors)" in result.stdout, result.stderr
 
     with out.open(newline="") as f:
         rows = list(csv.DictReader(f))
