@@ -185,7 +185,7 @@ def test_cached_fine_tuning_ensemble_with_tta_exports_a_consistent_model(tmp_pat
         epochs=5,
         fine_tune_epochs=2,
         fine_tune_views=2,
-        fine_tune_from_block=12,
+        fine_tune_from_block=14,
         tta="dihedral",
         learning_rate=0.01,
         ensemble=2,
