@@ -79,7 +79,9 @@ def _frozen_backbone(config: TrainConfig) -> tuple[keras.Model, int, FrozenBotto
     return backbone, image_size, None
 
 
-def _decodable(backbone: keras.Model, frozen, data: TrainingData, image_size: int, config: TrainConfig):
+def _decodable(
+    backbone: keras.Model, frozen: FrozenBottom | None, data: TrainingData, image_size: int, config: TrainConfig
+):
     """The backbone's features of every image, and the data without the images that do not decode."""
     if frozen is not None:
         features, decoded = frozen.features(data.examples, data.data)
@@ -138,7 +140,9 @@ def _train_head(features: np.ndarray, data: TrainingData, config: TrainConfig, t
     return head, history, tuning, config
 
 
-def _fine_tune(backbone, frozen, head, td: TrainingData, config: TrainConfig, **where) -> tuple[keras.Model, dict, int]:
+def _fine_tune(
+    backbone, frozen: FrozenBottom | None, head, td: TrainingData, config: TrainConfig, **where
+) -> tuple[keras.Model, dict, int]:
     """The classifier after fine-tuning (or backbone + head when there is none), its history, the parameters tuned."""
     if not config.fine_tune_epochs:
         return keras.Sequential([backbone, head], name="classifier"), {}, 0
