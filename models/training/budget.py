@@ -123,7 +123,8 @@ def estimate_seconds(fields: dict, counts: Counts, costs: Costs, check_flips: bo
     views = {"none": 1, "flips": 4, "dihedral": 8}[fields["tta"]]
     if fields["fine_tune_epochs"]:
         # the head's features: the bottom once per train and validation image (kept as the first cached view),
-        # then the untrained top; test images are only decoded
+        # then the untrained top; test images are only decoded. (With synthetic images the features take a pass
+        # of their own over every image: a few percent more, left to the deadline.)
         seconds += (counts.train + counts.validation) * c.forward
         cache, step = c.split(fields["fine_tune_from_block"])
         cached = counts.train * max(fields["fine_tune_views"] - 1, 0)
