@@ -157,12 +157,13 @@ def full_probabilities(spec: LabelSpec, raw: np.ndarray) -> np.ndarray:
 
 
 def run_on_images(
-    model: keras.Model, data: Sequence[bytes], image_size: int, what: str, transform=None
+    model: keras.Model, data: Sequence[bytes], image_size: int, what: str, transform=None, dtype=np.float32
 ) -> tuple[np.ndarray, list[int]]:
     """``model``'s outputs for encoded images, and the indices of the images that decoded.
 
     Each image is decoded once, here; one that fails is left out (its index missing)
-    rather than failing the whole batch. ``transform`` maps a decoded batch first (a flip, say).
+    rather than failing the whole batch. ``transform`` maps a decoded batch first (a flip, say);
+    ``dtype``: each batch's outputs are kept as that (float16 for large activations).
     """
     if not data:
         return np.zeros((0, model.output_shape[-1]), np.float32), []
@@ -176,7 +177,7 @@ def run_on_images(
         dataset = dataset.map(lambda i, x: (i, transform(x)), num_parallel_calls=tf.data.AUTOTUNE)
     chunks, decoded, started = [], [], time.monotonic()
     for indices, images in dataset.prefetch(tf.data.AUTOTUNE):
-        chunks.append(np.asarray(model.predict_on_batch(images)))
+        chunks.append(np.asarray(model.predict_on_batch(images), dtype=dtype))
         decoded.extend(indices.numpy().tolist())
         if len(chunks) % 8 == 0:
             log.info(

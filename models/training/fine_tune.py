@@ -112,20 +112,23 @@ class FrozenBottom:
         and their indices."""
         test = [i for i, e in enumerate(examples) if e.split == "test"]
         rest = [i for i, e in enumerate(examples) if e.split != "test"]
-        acts, ok = run_on_images(self.bottom, [data[i] for i in rest], self.image_size, "bottom activations")
+        acts, ok = run_on_images(
+            self.bottom, [data[i] for i in rest], self.image_size, "bottom activations", dtype=np.float16
+        )
         decode_only = keras.Sequential(
             [keras.Input((self.image_size, self.image_size, 3)), keras.layers.GlobalAveragePooling2D()]
         )  # three numbers an image: only which images decode matters
         _, test_ok = run_on_images(decode_only, [data[i] for i in test], self.image_size, "test images decoded")
         rows = [rest[j] for j in ok]
-        acts = acts.astype(np.float16)
         for split in ("train", "validation"):
             self.first_view[split] = acts[[k for k, i in enumerate(rows) if examples[i].split == split]]
         decoded = rows + [test[j] for j in test_ok]
         order = np.argsort(decoded, kind="stable")  # keep() takes rows in this order: first_view stays aligned
         features = np.zeros((len(decoded), self.top.output_shape[-1]), np.float32)
         if rows:
-            features[: len(rows)] = self.top.predict(acts.astype(np.float32), batch_size=64, verbose=0)
+            features[: len(rows)] = np.concatenate(
+                [self.top.predict_on_batch(acts[k : k + 64].astype(np.float32)) for k in range(0, len(acts), 64)]
+            )  # a batch at a time: a float32 copy of every activation would double the peak memory
         return features[order], [decoded[k] for k in order]
 
 
