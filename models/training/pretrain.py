@@ -35,7 +35,7 @@ import numpy as np
 import tensorflow as tf
 from pydantic import BaseModel
 
-from models import efficientnet_lite0, storage
+from models import efficientnet_lite0, openvino_runtime, storage
 from models.errors import ImgclfError, InvalidInput
 from models.locations import OutputRefused
 from models.prediction import utc_now
@@ -127,7 +127,7 @@ def _views_within_budget(images: list[bytes], config: PretrainConfig, deadline: 
         return config.views
     from models.training.budget import probe
 
-    cache, step = probe(images, size=config.image_size).split(config.from_block)
+    cache, _, step = probe(images, size=config.image_size).split(config.from_block)
     per_view, per_epoch = len(images) * cache, 2 * len(images) * step
     left = deadline - time.monotonic()
     views = max(2, min(config.views, int(CACHE_SHARE * left / max(per_view, 1e-9))))
@@ -211,7 +211,13 @@ def pretrain(
         views,
     )
     acts = tf.constant(
-        cache_activations(bottom, images, image_size=config.image_size, views=views, augment=ssl_augmenter(config))
+        cache_activations(
+            openvino_runtime.frozen(bottom, len(images)),
+            images,
+            image_size=config.image_size,
+            views=views,
+            augment=ssl_augmenter(config),
+        )
     )
     cache_seconds = time.monotonic() - started
     history, stopped = _train(top, acts, config, deadline)

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from models import openvino_runtime
 from models.label_spec import LabelSpec, Task
 from models.training.data import TrainingData, run_on_images
 
@@ -62,6 +63,7 @@ def check_flips(classifier: keras.Model, data: TrainingData, image_size: int) ->
     if not images:
         return None
     y = data.targets("validation")
+    classifier = openvino_runtime.frozen(classifier, 3 * len(images))
     scores = {}
     for name, transform in (
         ("as is", None),

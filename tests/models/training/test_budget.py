@@ -80,12 +80,32 @@ def test_the_probe_times_real_images(colour_data):
     images = [p.read_bytes() for p in sorted(colour_data.rglob("*.png"))[:4]]
     costs = budget.probe(images, size=64, batch=4)
     assert 0 < costs.bottom < costs.forward and costs.top > 0 and costs.size == 64
+    assert 0 < costs.frozen_bottom < costs.frozen_forward and costs.frozen_top > 0  # OpenVINO, timed on its own
     with pytest.raises(ValueError, match="at least one image"):
         budget.probe([])
 
 
 def test_tuning_fewer_blocks_caches_more_of_the_network_and_trains_less_of_it():
-    cache5, step5 = TWO_CORES.split(5)
-    cache15, step15 = TWO_CORES.split(15)
-    assert cache5 == TWO_CORES.bottom and step5 == budget.TRAIN_STEP_FORWARDS * TWO_CORES.top
+    cache5, tuned5, step5 = TWO_CORES.split(5)
+    cache15, tuned15, step15 = TWO_CORES.split(15)
+    assert cache5 == TWO_CORES.bottom and step5 == budget.TRAIN_STEP_FORWARDS * TWO_CORES.top == 2.5 * tuned5
     assert cache5 < cache15 < TWO_CORES.forward and 0 < step15 < step5 / 4
+    assert cache15 + tuned15 == pytest.approx(TWO_CORES.forward)
+
+
+def test_a_faster_frozen_runtime_makes_caching_cheaper_but_not_training_or_exported_predictions():
+    fast = Costs(size=224, bottom=0.0072, top=0.0044, frozen_bottom=0.0024, frozen_top=0.0022)
+    assert fast.split(15)[0] < TWO_CORES.split(15)[0] and fast.split(15)[1:] == TWO_CORES.split(15)[1:]
+    fields = _plan("1h").fields
+    assert budget.estimate_seconds(fields, ELPV, fast, True) < budget.estimate_seconds(fields, ELPV, TWO_CORES, True)
+
+
+def test_sizes_the_probe_ran_at_are_taken_as_measured_and_others_scaled_from_the_nearest():
+    at_300 = Costs(size=300, bottom=0.03, top=0.01)  # 1.5x the pixel count's 0.0129 + ...: memory-bound
+    table = {224: TWO_CORES, 300: at_300}
+    assert budget.costs_at(table, 300) is at_300 and budget.costs_at(table, 224) is TWO_CORES
+    assert budget.costs_at(table, 320).bottom == pytest.approx(0.03 * (320 / 300) ** 2)
+    assert budget.probe_sizes(1000) == [224, 300] and budget.probe_sizes(28) == [224]
+    config = TrainConfig(model_name="m", budget="1h", recipe="auto")
+    measured = choose(config, ELPV, 300, table, 3600).alternatives["top block at 300 px"]
+    assert measured > choose(config, ELPV, 300, TWO_CORES, 3600).alternatives["top block at 300 px"]
