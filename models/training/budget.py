@@ -3,10 +3,11 @@
 The same recipe costs several times more on a laptop than on a workstation, and the image
 size scales it again, so the planner does not guess: at each size it may train at, it times
 EfficientNet-Lite0's bottom and top on a batch of the user's own images, on TensorFlow and on
-OpenVINO (which runs the frozen passes), estimates every rung of a ladder of recipes from those figures and the split sizes, and takes
-the best rung whose estimate fits. The ladder is ordered by what measured better on ELPV
-(docs/benchmarks.md): a head on frozen features < fine-tuning the top blocks on cached views
-< the same at the images' own higher resolution < two fine-tuned tops averaged.
+OpenVINO (which runs the frozen passes), estimates every rung of a ladder of recipes from those
+figures and the split sizes, and takes the best rung whose estimate fits. The ladder is ordered
+by what measured better on ELPV (docs/benchmarks.md): a head on frozen features < fine-tuning
+the top blocks on cached views < the same at the images' own higher resolution < two
+fine-tuned tops averaged.
 Fields the user gave are kept in every rung; the planner only fills the others.
 """
 

@@ -20,6 +20,7 @@ import tensorflow as tf
 from models.image_checks import check_image, read_image
 from models.label_spec import LabelSpec, Task, infer_task
 from models.manifest import SPLITS, Example, ManifestError, check_labels, examples_from_folder, read_manifest
+from models.openvino_runtime import CompiledNetwork
 from models.prediction import ErrorCode, ImageError
 from models.preprocessing import decode_image
 from models.registry import ModelCard
@@ -157,7 +158,12 @@ def full_probabilities(spec: LabelSpec, raw: np.ndarray) -> np.ndarray:
 
 
 def run_on_images(
-    model: keras.Model, data: Sequence[bytes], image_size: int, what: str, transform=None, dtype=np.float32
+    model: keras.Model | CompiledNetwork,
+    data: Sequence[bytes],
+    image_size: int,
+    what: str,
+    transform=None,
+    dtype=np.float32,
 ) -> tuple[np.ndarray, list[int]]:
     """``model``'s outputs for encoded images, and the indices of the images that decoded.
 
