@@ -2,8 +2,8 @@
 
 Measured here on EfficientNet-Lite0's frozen bottom (blocks 0-4, batches of 64): TensorFlow 49 img/s at
 224 px and 24 at 300; OpenVINO with two requests in flight 170 and 96. Training uses it for the passes
-that only read a frozen network (the bottom's cached activations, the flip check); serving and the
-exported artifact are issue 12's.
+that only read a frozen network (the frozen features, the bottom's cached activations, the flip check,
+pretraining's cache); serving and the exported artifact are issue 12's.
 
 Precision is set to f32 explicitly: on CPUs with AMX, OpenVINO would otherwise pick bf16.
 OpenVINO's converter sends usage telemetry to Google Analytics unless a consent file says no; this module

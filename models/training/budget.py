@@ -106,9 +106,13 @@ class Costs:
 CostTable = dict[int, Costs]  # by image size
 
 
+def _table(costs: Costs | CostTable) -> CostTable:
+    return {costs.size: costs} if isinstance(costs, Costs) else costs
+
+
 def costs_at(costs: Costs | CostTable, size: int) -> Costs:
     """As measured at ``size`` when the probe ran there, else scaled from the nearest size it ran at."""
-    table = {costs.size: costs} if isinstance(costs, Costs) else costs
+    table = _table(costs)
     if size in table:
         return table[size]
     return table[min(table, key=lambda s: abs(s - size))].at(size)
@@ -195,7 +199,7 @@ def ladder(counts: Counts, side: int) -> list[tuple[str, dict]]:
 
 def choose(config: TrainConfig, counts: Counts, side: int, costs: Costs | CostTable, budget: float) -> Plan:
     """The best rung whose estimate fits ``SAFETY`` of the budget; fields the user set are kept in every rung."""
-    table = {costs.size: costs} if isinstance(costs, Costs) else costs
+    table = _table(costs)
     given = {k: getattr(config, k) for k in PLANNED if k in config.model_fields_set}
     defaults = {k: getattr(config, k) for k in PLANNED}
     check_flips = "tta" not in given and "augmentation" not in config.model_fields_set
@@ -260,11 +264,15 @@ def probe_sizes(side: int) -> list[int]:
 
 
 def probe(
-    images: list[bytes], size: int = PROBE_SIZE, batch: int = 32, augmentation: AugmentationConfig | None = None
+    images: list[bytes],
+    size: int = PROBE_SIZE,
+    batch: int = 32,
+    augmentation: AugmentationConfig | None = None,
+    passes: int | None = None,
 ) -> Costs:
     """Times decoding, ``augmentation``, the bottom and the top's forward pass on ``batch`` real images, on
-    TensorFlow and on the frozen runtime; a training step is ``TRAIN_STEP_FORWARDS`` forward passes (timing one
-    would first trace it, about 25 s here)."""
+    TensorFlow and on the runtime that frozen passes over ``passes`` images will use (``openvino_runtime.frozen``);
+    a training step is ``TRAIN_STEP_FORWARDS`` forward passes (timing one would first trace it, about 25 s here)."""
     if not images:
         raise ValueError("the probe needs at least one image")
     started = time.monotonic()
@@ -284,7 +292,7 @@ def probe(
     x = decode(raw)
     acts = bottom.predict_on_batch(x)
     costs = {"bottom": timed(lambda: bottom.predict_on_batch(x)), "top": timed(lambda: top.predict_on_batch(acts))}
-    frozen_bottom, frozen_top = openvino_runtime.frozen(bottom), openvino_runtime.frozen(top)
+    frozen_bottom, frozen_top = openvino_runtime.frozen(bottom, passes), openvino_runtime.frozen(top, passes)
     costs["frozen_bottom"] = timed(lambda: frozen_bottom.predict_on_batch(x))
     costs["frozen_top"] = timed(lambda: frozen_top.predict_on_batch(acts))
     if augmentation is not None:
@@ -310,7 +318,9 @@ def plan(config: TrainConfig, data: TrainingData) -> Plan | None:
         log.info("%.1f min of the budget are kept for the GAN (gan.budget)", gan / 60)
     side = source_side(data.data)
     images = data.images("train") or data.data
-    costs = {size: probe(images, size, augmentation=config.augmentation) for size in probe_sizes(side)}
+    costs = {
+        size: probe(images, size, augmentation=config.augmentation, passes=len(data.data)) for size in probe_sizes(side)
+    }
     chosen = choose(config, counts, side, costs, max(budget - gan, 60.0))
     chosen.budget_seconds = budget
     log.info("time budget %.1f min: %s, estimated %.1f min", budget / 60, chosen.rung, chosen.estimate_seconds / 60)

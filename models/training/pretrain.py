@@ -127,7 +127,7 @@ def _views_within_budget(images: list[bytes], config: PretrainConfig, deadline: 
         return config.views
     from models.training.budget import probe
 
-    cache, _, step = probe(images, size=config.image_size).split(config.from_block)
+    cache, _, step = probe(images, size=config.image_size, passes=len(images)).split(config.from_block)
     per_view, per_epoch = len(images) * cache, 2 * len(images) * step
     left = deadline - time.monotonic()
     views = max(2, min(config.views, int(CACHE_SHARE * left / max(per_view, 1e-9))))

@@ -101,7 +101,7 @@ def test_a_faster_frozen_runtime_makes_caching_cheaper_but_not_training_or_expor
 
 
 def test_sizes_the_probe_ran_at_are_taken_as_measured_and_others_scaled_from_the_nearest():
-    at_300 = Costs(size=300, bottom=0.03, top=0.01)  # 1.5x the pixel count's 0.0129 + ...: memory-bound
+    at_300 = Costs(size=300, bottom=0.03, top=0.01)  # the bottom 2.3x the 224 px figure scaled (0.0129)
     table = {224: TWO_CORES, 300: at_300}
     assert budget.costs_at(table, 300) is at_300 and budget.costs_at(table, 224) is TWO_CORES
     assert budget.costs_at(table, 320).bottom == pytest.approx(0.03 * (320 / 300) ** 2)
