@@ -359,6 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help=f"First EfficientNet block (0-16) to unfreeze (default {default('fine_tune_from_block')}).",
     )
+    t.add_argument(
+        "--pooling",
+        choices=typing.get_args(TrainConfig.model_fields["pooling"].annotation),
+        help="Global pooling of the backbone's features (default: the plan's; gem where it fine-tunes).",
+    )
     t.add_argument("--batch-size", type=int, help=f"Default {default('batch_size')}.")
     t.add_argument("--learning-rate", type=float, help=f"Head learning rate (default {default('learning_rate')}).")
     t.add_argument("--seed", type=int, help=f"Default {default('seed')}.")

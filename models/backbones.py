@@ -12,9 +12,10 @@ import keras
 from keras import layers
 
 from models import efficientnet_lite0
+from models.pooling import Pooling, global_pool
 
 
-def small_cnn(image_size: int = 64, weights: str | None = None) -> keras.Model:
+def small_cnn(image_size: int = 64, weights: str | None = None, pooling: Pooling = "average") -> keras.Model:
     if weights is not None:
         raise ValueError("small_cnn has no pretrained weights")
     inputs = keras.Input((image_size, image_size, 3), name="image")
@@ -22,8 +23,7 @@ def small_cnn(image_size: int = 64, weights: str | None = None) -> keras.Model:
     for i, filters in enumerate((16, 32, 64)):
         x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i}")(x)
         x = layers.MaxPooling2D(name=f"pool{i}")(x)
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    return keras.Model(inputs, x, name="small_cnn")
+    return keras.Model(inputs, global_pool(x, pooling), name="small_cnn")
 
 
 BACKBONES: dict[str, tuple[Callable[..., keras.Model], int, str | None]] = {
@@ -33,11 +33,13 @@ BACKBONES: dict[str, tuple[Callable[..., keras.Model], int, str | None]] = {
 }
 
 
-def build_backbone(name: str, image_size: int | None = None, weights: str | None = None) -> tuple[keras.Model, int]:
+def build_backbone(
+    name: str, image_size: int | None = None, weights: str | None = None, pooling: Pooling = "average"
+) -> tuple[keras.Model, int]:
     """The backbone with its pretrained weights (``weights``: a file from ``imgclf pretrain`` instead of the
-    default ones), and the image size it was built for."""
+    default ones) and global ``pooling``, and the image size it was built for."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}")
     builder, default_size, default_weights = BACKBONES[name]
     size = image_size or default_size
-    return builder(image_size=size, weights=weights or default_weights), size
+    return builder(image_size=size, weights=weights or default_weights, pooling=pooling), size

@@ -14,6 +14,7 @@ import numpy as np
 from keras import layers
 
 from models.legacy_torch import load_state_dict
+from models.pooling import GeneralizedMeanPooling, Pooling, global_pool
 
 FEATURE_DIM = 1280
 BN_EPSILON = 1e-3
@@ -84,11 +85,11 @@ def _bottom(inputs, split_block: int):
     return x
 
 
-def _top(x, split_block: int):
+def _top(x, split_block: int, pooling: Pooling):
     for spec in BLOCKS[split_block:]:
         x = _block(x, *spec)
     x = _conv_bn(x, FEATURE_DIM, 1, 1, "conv_head", "bn1")
-    return layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    return global_pool(x, pooling)
 
 
 def _load(weights: str | None, *models: keras.Model) -> None:
@@ -119,7 +120,7 @@ def load_weights(path: str, *models: keras.Model) -> None:
     for m in models:
         for layer in m.layers:
             count = len(layer.get_weights())
-            if not count:
+            if not count or isinstance(layer, GeneralizedMeanPooling):  # the pooling is the classifier's choice
                 continue
             keys = [f"{layer.name}/{i}" for i in range(count)]
             missing = [k for k in keys if k not in saved.files]
@@ -128,10 +129,12 @@ def load_weights(path: str, *models: keras.Model) -> None:
             layer.set_weights([saved[k] for k in keys])
 
 
-def build(image_size: int = 224, include_top: bool = False, weights: str | None = "imagenet") -> keras.Model:
+def build(
+    image_size: int = 224, include_top: bool = False, weights: str | None = "imagenet", pooling: Pooling = "average"
+) -> keras.Model:
     """Input: RGB float in [0, 255]. Output: pooled 1280-d features, or ImageNet probabilities."""
     inputs = keras.Input((image_size, image_size, 3), name="image")
-    x = _top(_bottom(inputs, NUM_BLOCKS), NUM_BLOCKS)
+    x = _top(_bottom(inputs, NUM_BLOCKS), NUM_BLOCKS, pooling)
     if include_top:
         x = layers.Dense(1000, activation="softmax", name="fc")(x)
     model = keras.Model(inputs, x, name="efficientnet_lite0")
@@ -139,7 +142,9 @@ def build(image_size: int = 224, include_top: bool = False, weights: str | None 
     return model
 
 
-def build_split(image_size: int, split_block: int, weights: str | None = "imagenet") -> tuple[keras.Model, keras.Model]:
+def build_split(
+    image_size: int, split_block: int, weights: str | None = "imagenet", pooling: Pooling = "average"
+) -> tuple[keras.Model, keras.Model]:
     """The network as two models, bottom (stem, blocks < split_block) and top (the rest, pooled).
 
     Fine-tuning only the top can then run on cached bottom activations: the expensive
@@ -150,7 +155,7 @@ def build_split(image_size: int, split_block: int, weights: str | None = "imagen
     inputs = keras.Input((image_size, image_size, 3), name="image")
     bottom = keras.Model(inputs, _bottom(inputs, split_block), name="efficientnet_lite0_bottom")
     features = keras.Input(bottom.output.shape[1:], name="bottom_activations")
-    top = keras.Model(features, _top(features, split_block), name="efficientnet_lite0_top")
+    top = keras.Model(features, _top(features, split_block, pooling), name="efficientnet_lite0_top")
     _load(weights, bottom, top)
     return bottom, top
 

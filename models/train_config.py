@@ -128,6 +128,11 @@ class TrainConfig(BaseModel):
         description="EfficientNet: augmented copies of each training image whose frozen-bottom activations are "
         "cached, so fine-tuning trains only the top (about 5x faster); 0 fine-tunes end to end.",
     )
+    pooling: Literal["average", "gem"] = Field(
+        "average",
+        description="Global pooling of the backbone's last feature map: 'gem' (generalized mean, p learned from 3) "
+        "weighs the strongest responses more, so a small local feature is not averaged away.",
+    )
     tta: Literal["none", "flips", "dihedral"] = Field(
         "none",
         description="Average predictions over 4 flips, or all 8 flips and rotations by 90 degrees, inside the "

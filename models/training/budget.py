@@ -39,6 +39,7 @@ PLANNED = (
     "fine_tune_learning_rate",
     "ensemble",
     "tta",
+    "pooling",
 )
 PROBE_SIZE = 224
 FROM_BLOCK = 5  # blocks 5-15 tuned: the most the cached recipe tunes, and where the probe splits the network
@@ -48,7 +49,17 @@ SAFETY = 0.9  # plan to 90% of the budget: the estimate is a few percent off eit
 FIXED_SECONDS = 40.0  # model building, tracing the evaluation, export and report, per run
 PER_FIT_SECONDS = 10.0  # tracing a Keras fit of the head
 FINE_TUNE_TRACE_SECONDS = 25.0  # tracing the top's training step, per fine-tuned top
-TRAIN_STEP_FORWARDS = 2.5  # a training step of the top costs about 2.5 forward passes (measured at batch 32)
+# A training step of the tuned blocks costs this many of their forward passes, by the share of the top's
+# multiply-adds they hold: the deep, low-resolution blocks train cheaply, the wide early ones (depthwise
+# backward at 38x38 px) dearly. Measured at batch 32 on 2 cores: the top block 2.0 at 300 px and 2.5 at 224,
+# blocks 12-15 2.9, blocks 5-15 3.45 at 300 px (docs/benchmarks.md); the larger figure is kept where two differ.
+TRAIN_STEP_FORWARDS = ((0.19, 2.5), (0.46, 2.9), (1.0, 3.5))
+
+
+def train_step_forwards(share: float) -> float:
+    """``TRAIN_STEP_FORWARDS`` at ``share`` of the top's multiply-adds, interpolated."""
+    shares, forwards = zip(*TRAIN_STEP_FORWARDS, strict=True)
+    return float(np.interp(share, shares, forwards))
 
 
 def default_budget(train_count: int) -> float:
@@ -100,7 +111,7 @@ class Costs:
         macs = efficientnet_lite0.block_macs(self.size)
         share = sum(macs[max(from_block, FROM_BLOCK) + 1 :]) / sum(macs[FROM_BLOCK + 1 :])
         cache = (self.frozen_bottom or self.bottom) + (self.frozen_top or self.top) * (1 - share)
-        return cache, self.top * share, TRAIN_STEP_FORWARDS * self.top * share
+        return cache, self.top * share, train_step_forwards(share) * self.top * share
 
 
 CostTable = dict[int, Costs]  # by image size
@@ -184,6 +195,7 @@ def ladder(counts: Counts, side: int) -> list[tuple[str, dict]]:
         "fine_tune_epochs": fine_tune_epochs_for(counts.train),
         "tta": "flips",
         "ensemble": 1,
+        "pooling": "gem",
     }
     top_block = {**tuned, "fine_tune_from_block": TOP_BLOCK}
     blocks = {**tuned, "fine_tune_from_block": FROM_BLOCK}

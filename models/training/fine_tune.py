@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from models import efficientnet_lite0, openvino_runtime
 from models.manifest import Example
+from models.pooling import Pooling
 from models.preprocessing import decode_images
 from models.train_config import TrainConfig
 from models.training.data import TrainingData, run_on_images
@@ -101,8 +102,15 @@ class FrozenBottom:
     head is trained on, and they are fine-tuning's first cached view. The test split's features are never used
     when fine-tuning follows, so its images are only decoded (to find the ones that do not)."""
 
-    def __init__(self, image_size: int, from_block: int, weights: str | None, passes: int | None = None):
-        self.bottom, self.top = efficientnet_lite0.build_split(image_size, from_block, weights or "imagenet")
+    def __init__(
+        self,
+        image_size: int,
+        from_block: int,
+        weights: str | None,
+        passes: int | None = None,
+        pooling: Pooling = "average",
+    ):
+        self.bottom, self.top = efficientnet_lite0.build_split(image_size, from_block, weights or "imagenet", pooling)
         self.bottom.trainable = False
         self.backbone = keras.Sequential([self.bottom, self.top], name="efficientnet_lite0")
         self.image_size = image_size
@@ -176,7 +184,11 @@ def fine_tune_cached(
     (each with its own shuffles and views) and averages them. ``frozen``: the split the head's features came
     from, whose first views are reused."""
     frozen = frozen or FrozenBottom(
-        image_size, config.fine_tune_from_block, config.backbone_weights, len(data.data) * config.fine_tune_views
+        image_size,
+        config.fine_tune_from_block,
+        config.backbone_weights,
+        len(data.data) * config.fine_tune_views,
+        config.pooling,
     )
     bottom, top, fast_bottom = frozen.bottom, frozen.top, frozen.fast_bottom
     freeze_batch_norm(top)
@@ -221,7 +233,7 @@ def fine_tune_cached(
         if m:  # a fresh top and a copy of the trained head; its own shuffles and views
             keras.utils.set_random_seed(config.seed + m)
             top = efficientnet_lite0.build_split(
-                image_size, config.fine_tune_from_block, config.backbone_weights or "imagenet"
+                image_size, config.fine_tune_from_block, config.backbone_weights or "imagenet", config.pooling
             )[1]
             freeze_batch_norm(top)
             member_head = keras.models.clone_model(head)

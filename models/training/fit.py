@@ -73,9 +73,9 @@ def _frozen_backbone(config: TrainConfig, images: int) -> tuple[keras.Model, int
     if caches_bottom(config) and not config.synthetic:
         image_size = config.image_size or BACKBONES[config.backbone][1]
         passes = images * config.fine_tune_views
-        frozen = FrozenBottom(image_size, config.fine_tune_from_block, config.backbone_weights, passes)
+        frozen = FrozenBottom(image_size, config.fine_tune_from_block, config.backbone_weights, passes, config.pooling)
         return frozen.backbone, image_size, frozen
-    backbone, image_size = build_backbone(config.backbone, config.image_size, config.backbone_weights)
+    backbone, image_size = build_backbone(config.backbone, config.image_size, config.backbone_weights, config.pooling)
     backbone.trainable = False
     return backbone, image_size, None
 

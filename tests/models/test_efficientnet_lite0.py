@@ -51,3 +51,15 @@ def test_split_network_computes_exactly_what_the_whole_one_does():
     x = np.random.default_rng(0).uniform(0, 255, (2, 96, 96, 3)).astype(np.float32)
     np.testing.assert_allclose(full(x, training=False), top(bottom(x, training=False), training=False), atol=1e-5)
     assert bottom.output.shape[1:] == (12, 12, 40)
+
+
+def test_a_gem_top_loads_a_backbone_saved_with_average_pooling(tmp_path):
+    bottom, top = efficientnet_lite0.build_split(96, 12, weights=None)
+    efficientnet_lite0.save_weights(str(tmp_path / "backbone.npz"), bottom, top)
+    _, gem_top = efficientnet_lite0.build_split(96, 12, str(tmp_path / "backbone.npz"), pooling="gem")
+    np.testing.assert_array_equal(
+        gem_top.get_layer("conv_head").get_weights()[0], top.get_layer("conv_head").get_weights()[0]
+    )
+    assert (
+        gem_top.output.shape[1:] == (efficientnet_lite0.FEATURE_DIM,) and float(gem_top.get_layer("gem_pool").p) == 3.0
+    )

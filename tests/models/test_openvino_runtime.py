@@ -38,3 +38,12 @@ def test_converting_sends_no_telemetry(tmp_path, monkeypatch):
     openvino_runtime.convert(model)
 
     assert not (tmp_path / "intel").exists()
+
+
+def test_a_gem_pooled_top_converts_with_the_keras_outputs():
+    bottom, top = efficientnet_lite0.build_split(64, 12, weights="imagenet", pooling="gem")
+    x = bottom.predict_on_batch(np.random.default_rng(1).uniform(0, 255, (4, 64, 64, 3)).astype(np.float32))
+    expected = top.predict_on_batch(x)
+    np.testing.assert_allclose(
+        openvino_runtime.CompiledNetwork(top).predict_on_batch(x), expected, atol=1e-3 * np.abs(expected).max()
+    )

@@ -174,8 +174,8 @@ def test_every_augmentation_layer_keeps_the_image_shape():
 
 
 def test_cached_fine_tuning_ensemble_with_tta_exports_a_consistent_model(tmp_path):
-    """Two EfficientNet tops trained on the same cached bottom activations; the export averages the
-    members and the 8 symmetries."""
+    """Two EfficientNet tops (GeM-pooled, as the planner fine-tunes them) trained on the same cached bottom
+    activations; the export averages the members and the 8 symmetries."""
     manifest, rows = write_split_colour_manifest(tmp_path)
     config = tiny_train_config(
         model_name="ct",
@@ -189,11 +189,13 @@ def test_cached_fine_tuning_ensemble_with_tta_exports_a_consistent_model(tmp_pat
         tta="dihedral",
         learning_rate=0.01,
         ensemble=2,
+        pooling="gem",
     )
     registry = ModelRegistry(str(tmp_path / "reg"))
     result = train(config, registry)
     assert (result.card.training["epochs_run"], result.card.training["fine_tune_epochs_run"]) == (9, 4)
     assert result.card.training["fine_tuned_backbone_parameters"] > 2e6  # two tops
+    assert result.card.training["pooling"] == "gem"
     assert result.card.metrics["test"]["accuracy"] == 1.0
     images = [colour_image("red", 900), colour_image("blue", 901)]
     classify = _signature(registry, "ct")

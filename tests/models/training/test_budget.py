@@ -40,6 +40,12 @@ def test_every_plan_fits_its_budget_and_more_time_buys_a_better_rung():
 def test_a_budget_too_small_for_fine_tuning_trains_the_frozen_head():
     plan = _plan("2m")
     assert plan.rung == "frozen head" and plan.fields["fine_tune_epochs"] == 0
+    assert plan.fields["pooling"] == "average"  # frozen ImageNet features were trained with it
+
+
+def test_fine_tuning_rungs_pool_with_a_generalized_mean():
+    assert {fields["pooling"] for _, fields in budget.ladder(ELPV, 300)[1:]} == {"gem"}
+    assert _plan("40m").fields["pooling"] == "gem" and _plan("40m", pooling="average").fields["pooling"] == "average"
 
 
 def test_a_short_budget_shortens_fine_tuning_before_giving_it_up():
@@ -88,9 +94,14 @@ def test_the_probe_times_real_images(colour_data):
 def test_tuning_fewer_blocks_caches_more_of_the_network_and_trains_less_of_it():
     cache5, tuned5, step5 = TWO_CORES.split(5)
     cache15, tuned15, step15 = TWO_CORES.split(15)
-    assert cache5 == TWO_CORES.bottom and step5 == budget.TRAIN_STEP_FORWARDS * TWO_CORES.top == 2.5 * tuned5
+    assert cache5 == TWO_CORES.bottom and tuned5 == TWO_CORES.top
     assert cache5 < cache15 < TWO_CORES.forward and 0 < step15 < step5 / 4
     assert cache15 + tuned15 == pytest.approx(TWO_CORES.forward)
+
+
+def test_a_training_step_costs_more_forward_passes_the_wider_the_blocks_it_tunes():
+    ratios = [step / tuned for _, tuned, step in (TWO_CORES.split(b) for b in (15, 12, 9, 5))]
+    assert ratios == sorted(ratios) and ratios[0] == pytest.approx(2.5, rel=0.05) and ratios[-1] == 3.5
 
 
 def test_a_faster_frozen_runtime_makes_caching_cheaper_but_not_training_or_exported_predictions():
