@@ -18,7 +18,7 @@ Pooling = Literal["average", "gem"]
 
 @keras.saving.register_keras_serializable(package="imgclf")
 class GeneralizedMeanPooling(layers.Layer):
-    """GeM over height and width of non-negative activations (ReLU6 here); clamped above 0 for the power."""
+    """GeM over height and width of non-negative activations (ReLU6 here), clamped above 0 for the power."""
 
     def __init__(self, p: float = 3.0, epsilon: float = 1e-6, **kwargs):
         super().__init__(**kwargs)
@@ -28,8 +28,9 @@ class GeneralizedMeanPooling(layers.Layer):
         self.p = self.add_weight(shape=(), initializer=keras.initializers.Constant(self.initial_p), name="p")
 
     def call(self, x):
+        p = ops.maximum(self.p, 1.0)  # never below the average, and 1 / p stays finite whatever training does
         x = ops.maximum(x, self.epsilon)
-        return ops.power(ops.mean(ops.power(x, self.p), axis=(1, 2)), 1.0 / self.p)
+        return ops.power(ops.mean(ops.power(x, p), axis=(1, 2)), 1.0 / p)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[-1])

@@ -21,6 +21,11 @@ def test_gem_is_the_average_at_p_1_and_tends_to_the_maximum_as_p_grows():
     np.testing.assert_allclose(gem20, peak, rtol=0.15)  # 25 positions: at worst 25 ** (-1 / 20) of the peak
 
 
+def test_gem_never_pools_below_the_average_whatever_p_is_trained_to():
+    for p in (0.5, 0.0, -2.0):
+        np.testing.assert_allclose(_gem(p), X.mean(axis=(1, 2)), rtol=1e-5)
+
+
 def test_gem_learns_its_exponent():
     layer = GeneralizedMeanPooling()
     with tf.GradientTape() as tape:
