@@ -86,6 +86,8 @@ class JobRunner:
             request.format.value,
             "--model_root",
             self.settings.model_root,
+            "--runtime",
+            self.settings.runtime,
             "--summary_file",
             str(self.job_dir(job_id) / "summary.json"),
             "--progress_every",

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.label_spec import LabelSpec
-from models.registry import NAME_PATTERN
+from models.registry import NAME_PATTERN, RuntimeCheck
 
 
 class ErrorResponse(BaseModel):
@@ -41,6 +41,7 @@ class ClassifyResponse(BaseModel):
     scores: dict[str, float]
     model_name: str
     model_version: int
+    runtime: str = Field(description="What ran the model: 'tf' or 'openvino' (IMGCLF_RUNTIME).")
     predicted_at: str
     error: str | None = None
     latency_ms: float = Field(description="Time spent in the service, queueing and inference included.")
@@ -52,6 +53,10 @@ class ModelVersionInfo(BaseModel):
     parent_version: int | None
     aliases: list[str]
     test_metrics: dict[str, Any] = Field(description="Headline test-split metrics recorded at training.")
+    runtimes: dict[str, RuntimeCheck] = Field(
+        default_factory=dict, description="Accelerated artifacts and the parity gate's verdict on each."
+    )
+    serving_runtime: str | None = Field(None, description="What this process runs the version on, if loaded.")
 
 
 class ModelSummary(BaseModel):

@@ -28,10 +28,10 @@ from PIL import Image
 from api.batching import DynamicBatcher
 from api.metrics import ServiceMetrics
 from api.settings import ApiSettings
-from models import inference
+from models import runtimes
 from models.errors import BrokenModel, describe
 from models.prediction import ImageError
-from models.registry import ModelCard, ModelRegistry, RegistryError, local_saved_model
+from models.registry import ModelCard, ModelRegistry, RegistryError
 
 log = logging.getLogger("imgclf.api.serving")
 
@@ -42,7 +42,7 @@ class LoadedModel:
     version: int
     card: ModelCard
     batcher: DynamicBatcher
-    module: object
+    runner: runtimes.Runner
     loaded_at: float = field(default_factory=time.time)
     in_flight: int = 0
 
@@ -154,6 +154,10 @@ class ModelServer:
             out.setdefault(name, {})[alias] = version
         return out
 
+    def runtimes(self, name: str) -> dict[int, str]:
+        """version -> the runtime it runs on, for every loaded version of ``name``."""
+        return {version: model.runner.runtime for (n, version), model in self._loaded.items() if n == name}
+
     # ------------------------------------------------------------ lookup
 
     async def get(self, name: str, alias: str | None = None, version: int | None = None) -> LoadedModel:
@@ -198,16 +202,18 @@ class ModelServer:
         # RegistryError if it does not exist; BrokenModel for a corrupt card or no saved_model.pb
         resolved = await asyncio.to_thread(self.registry.resolve, name, None, version)
         card = resolved.card
-        local_path = await asyncio.to_thread(local_saved_model, resolved.saved_model_uri)
         broken = f"model {name!r} version {version} is broken"
         try:
-            module = await asyncio.to_thread(inference.load, local_path)
+            runner = await asyncio.to_thread(runtimes.load, resolved, self.settings.runtime)
+        except runtimes.RuntimeUnavailable as e:  # IMGCLF_RUNTIME=openvino and this version has no artifact
+            raise BrokenModel(f"model {name!r} version {version} cannot be served: {e}") from e
         except Exception as e:  # a corrupt graph or variables: the version is at fault, not the request
-            raise BrokenModel(f"{broken}: its SavedModel does not load: {describe(e)}") from e
+            artifact = "OpenVINO artifact" if self.settings.runtime == "openvino" else "SavedModel"
+            raise BrokenModel(f"{broken}: its {artifact} does not load: {describe(e)}") from e
         image = warmup_image(card.image_size)
         for size in sorted({1, self.settings.max_batch_size}):  # first calls of each shape are slow
             try:
-                results = await asyncio.to_thread(inference.predict_images, module, [image] * size)
+                results = await asyncio.to_thread(runner.predict_images, [image] * size)
             except Exception as e:  # e.g. no serving signature
                 raise BrokenModel(f"{broken}: it fails on a warm-up image: {describe(e)}") from e
             failed = next((r for r in results if isinstance(r, ImageError)), None)
@@ -215,7 +221,7 @@ class ModelServer:
                 raise BrokenModel(f"{broken}: it fails on a warm-up image: {describe(failed)}")
         label = f"{name}/v{version}"
         batcher = DynamicBatcher(
-            lambda images: inference.predict_images(module, images),
+            runner.predict_images,
             label,
             self.settings.max_batch_size,
             self.settings.max_queue_delay_ms / 1000,
@@ -225,10 +231,15 @@ class ModelServer:
             ),
             on_queue=lambda delta: self.metrics.queue_depth.labels(name).inc(delta),
         )
-        model = LoadedModel(name, version, card, batcher, module)
+        model = LoadedModel(name, version, card, batcher, runner)
         self._loaded[(name, version)] = model
         self.metrics.loaded_versions.set(len(self._loaded))
-        log.info("loaded and warmed %s in %.1fs", label, time.monotonic() - started)
+        log.info(
+            "loaded and warmed %s on %s in %.1fs",
+            label,
+            runtimes.describe(card, runner.runtime),
+            time.monotonic() - started,
+        )
         await self._evict(keep=(name, version))
         return model
 

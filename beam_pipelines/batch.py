@@ -45,7 +45,7 @@ from beam_pipelines.transforms import (
     remove_temporary_files,
     temporary_stem,
 )
-from models import storage
+from models import runtimes, storage
 from models.errors import ImgclfError, InvalidInput, Unavailable, describe, exit_code
 from models.locations import check_allowed, check_output
 from models.logging_setup import configure_logging
@@ -110,6 +110,7 @@ class BatchPlan:
 
     model: ResolvedModel
     columns: list[str]
+    runtime: str  # what the version runs on here; a GPU worker with runtime auto takes TF
     output_format: str
     num_shards: int
     csv_format: CsvFormat = CsvFormat()
@@ -139,6 +140,7 @@ def plan(options: PipelineOptions) -> BatchPlan:
     model = ModelRegistry(model_opts.model_root).resolve(
         model_opts.model, model_opts.alias or get_settings().default_alias, model_opts.model_version
     )
+    runtime = runtimes.runtime_for(model.card, model_opts.runtime)  # RuntimeUnavailable now, not on the workers
     output = opts.output or ""
     output_format = opts.output_format or ("jsonl" if output.lower().endswith((".jsonl", ".json")) else "csv")
     num_shards = opts.num_shards
@@ -148,9 +150,9 @@ def plan(options: PipelineOptions) -> BatchPlan:
         table = full_table_spec(table, options.view_as(GoogleCloudOptions).project)
         ensure_dataset(table)
     if not output:
-        return BatchPlan(model, columns, output_format, num_shards, csv_format, policy)
+        return BatchPlan(model, columns, runtime, output_format, num_shards, csv_format, policy)
     _check_writable(output)
-    return BatchPlan(model, columns, output_format, num_shards, csv_format, policy, temporary_stem(output))
+    return BatchPlan(model, columns, runtime, output_format, num_shards, csv_format, policy, temporary_stem(output))
 
 
 def _check_writable(output: str) -> None:
@@ -185,6 +187,7 @@ def build_pipeline(p: beam.Pipeline, options: PipelineOptions, batch_plan: Batch
             max_image_pixels=options.view_as(ImageLimitOptions).max_image_pixels,
             progress_every=opts.progress_every,
             read_policy=batch_plan.read_policy,
+            runtime=model_opts.runtime,
         )
     )
     if opts.output:
@@ -258,11 +261,12 @@ def run(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return exit_code(e)
     log.info(
-        "classifying %s with %s version %d (%s) -> %s",
+        "classifying %s with %s version %d (%s) on %s -> %s",
         opts.input,
         batch_plan.model.name,
         batch_plan.model.version,
         batch_plan.model.card.label_spec.task.value,
+        runtimes.describe(batch_plan.model.card, batch_plan.runtime),
         " and ".join(x for x in (opts.output, options.view_as(BigQueryOutputOptions).output_table) if x),
     )
     started = time.monotonic()
@@ -299,6 +303,7 @@ def run(argv: list[str] | None = None) -> int:
             "output_files": files,
             "model_name": batch_plan.model.name,
             "model_version": batch_plan.model.version,
+            "runtime": batch_plan.runtime,
             "seconds": round(seconds, 2),
         }
         Path(opts.summary_file).write_text(json.dumps(summary))

@@ -74,6 +74,13 @@ class ModelOptions(PipelineOptions):
             "--batch_size", type=int, default=s.batch_size, help="Most images per model call (IMGCLF_BATCH_SIZE)."
         )
         parser.add_argument(
+            "--runtime",
+            default=s.runtime,
+            choices=("tf", "openvino", "auto"),
+            help="What runs the model (IMGCLF_RUNTIME): auto takes the version's OpenVINO artifact when it passed "
+            "the parity gate and ran faster, TensorFlow otherwise and on GPUs.",
+        )
+        parser.add_argument(
             "--allowed_read_prefixes",
             default="",
             help="Comma-separated prefixes every image must lie under (others become 'not_allowed' "

@@ -46,6 +46,7 @@ from beam_pipelines.options import (
 from beam_pipelines.pubsub_input import ParseMessages
 from beam_pipelines.transforms import METRICS_NAMESPACE, ClassifyImages, ReadPolicy
 from beam_pipelines.windowed_files import WriteWindowedJsonl
+from models import runtimes
 from models.errors import ImgclfError, InvalidInput, Unavailable, describe, exit_code
 from models.locations import check_output
 from models.logging_setup import configure_logging
@@ -180,6 +181,7 @@ def plan(options: PipelineOptions) -> StreamPlan:
     model = ModelRegistry(model_opts.model_root).resolve(
         model_opts.model, model_opts.alias or get_settings().default_alias, model_opts.model_version
     )
+    runtimes.runtime_for(model.card, model_opts.runtime)  # RuntimeUnavailable now, not on the workers
     for spec in {table, dead_table} - {None}:
         ensure_dataset(spec)
     return StreamPlan(
@@ -246,6 +248,7 @@ def build_pipeline(p: beam.Pipeline, options: PipelineOptions, stream_plan: Stre
             min_batch_size=min(opts.min_batch_size, model_opts.batch_size),
             max_batch_wait_s=opts.max_batch_wait_s,
             follow=follow,
+            runtime=model_opts.runtime,
         )
     )
     routed = records | "Route" >> beam.ParDo(_Route(stream_plan.has_dead_letter_output)).with_outputs(
@@ -347,10 +350,14 @@ def run(argv: list[str] | None = None) -> int:
         return exit_code(e)
     outputs = [x for x in (stream_plan.output_table, stream_plan.output_files) if x]
     log.info(
-        "streaming %s through %s version %d -> %s; dead letters -> %s",
+        "streaming %s through %s version %d on %s -> %s; dead letters -> %s",
         stream_plan.subscription or stream_plan.topic,
         stream_plan.model.name,
         stream_plan.model.version,
+        runtimes.describe(
+            stream_plan.model.card,
+            runtimes.runtime_for(stream_plan.model.card, options.view_as(ModelOptions).runtime),
+        ),
         " and ".join(outputs),
         " and ".join(x for x in (stream_plan.dead_letter_topic, stream_plan.dead_letter_table) if x) or "the outputs",
     )

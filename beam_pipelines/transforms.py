@@ -24,9 +24,9 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
 
 from beam_pipelines.input_row import InputRow
-from beam_pipelines.model_handler import SavedModelImageHandler
+from beam_pipelines.model_handler import ImageModelHandler, parse_served_by
 from beam_pipelines.model_updates import FollowAlias
-from models import storage
+from models import runtimes, storage
 from models.errors import ImgclfError
 from models.image_checks import check_image, read_image
 from models.locations import UriNotAllowed, check_allowed
@@ -105,14 +105,16 @@ class _ToRecord(beam.DoFn):
 
     def process(self, element: tuple[InputRow, PredictionResult | ImageError]) -> Iterator[PredictionRecord]:
         row, outcome = element
-        model = self.latest
+        model, runtime = self.latest, None
         if isinstance(outcome, PredictionResult):
-            model = self.latest = self._version(outcome.model_id)
+            runtime, uri = parse_served_by(outcome.model_id)
+            model = self.latest = self._version(uri)
             outcome = outcome.inference
         base = dict(
             image_uri=row.image_uri,
             model_name=model.name,
             model_version=model.version,
+            runtime=runtime,
             extra=row.extra,
             message=row.message,
         )
@@ -150,6 +152,7 @@ class _LogProgress(beam.DoFn):
 class ClassifyImages(beam.PTransform):
     """InputRows -> PredictionRecords, one per row: read, check, RunInference, decide.
 
+    ``runtime`` picks TensorFlow or the version's OpenVINO artifact (``models/runtimes.py``);
     ``follow`` makes a stream switch to each version a registry alias points at while it
     runs (``model_updates.py``); ``max_batch_wait_s`` lets a batch fill across bundles for
     at most that long, so a stream gets full batches without holding a lone image.
@@ -168,8 +171,10 @@ class ClassifyImages(beam.PTransform):
         min_batch_size: int | None = None,
         max_batch_wait_s: float | None = None,
         follow: FollowAlias | None = None,
+        runtime: runtimes.Runtime = "auto",
     ):
         super().__init__()
+        self.runtime = runtime
         self.min_batch_size = min_batch_size or batch_size
         self.max_batch_wait_s = max_batch_wait_s
         self.follow = follow
@@ -189,7 +194,9 @@ class ClassifyImages(beam.PTransform):
         if self.max_batch_wait_s:
             batching["max_batch_duration_secs"] = self.max_batch_wait_s
         handler = KeyedModelHandler(
-            SavedModelImageHandler(self.model.saved_model_uri, self.batch_size, follow=self.follow, **batching)
+            ImageModelHandler(
+                self.model.saved_model_uri, self.batch_size, follow=self.follow, runtime=self.runtime, **batching
+            )
         )
         inferred = images.images | "RunInference" >> RunInference(handler)
         if self.progress_every:

@@ -42,6 +42,8 @@ def _train(args: argparse.Namespace) -> int:
         f"{card.name} version {card.version} ({card.label_spec.task.value}, {len(card.label_spec.labels)} labels): "
         f"{shown}; aliases set: {', '.join(result.aliases_set)}"
     )
+    for runtime, check in card.runtimes.items():
+        print(f"{runtime} {check.precision} artifact: {'registered' if check.passed else 'refused'} ({check.reason})")
     plan = card.training.get("plan")
     if plan:
         print(
@@ -363,6 +365,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--pooling",
         choices=typing.get_args(TrainConfig.model_fields["pooling"].annotation),
         help="Global pooling of the backbone's features (default: the plan's; gem where it fine-tunes).",
+    )
+    t.add_argument(
+        "--openvino",
+        choices=typing.get_args(TrainConfig.model_fields["openvino"].annotation),
+        help="OpenVINO artifact to export and gate beside the SavedModel (default f32; bf16 opts in to reduced "
+        "precision, judged by test accuracy).",
     )
     t.add_argument("--batch-size", type=int, help=f"Default {default('batch_size')}.")
     t.add_argument("--learning-rate", type=float, help=f"Head learning rate (default {default('learning_rate')}).")

@@ -101,6 +101,19 @@ def main() -> int:
             f"published baselines on ELPV: SVM 0.8244, CNN 0.8842 (Deitsch et al. 2019)"
         )
         print(f"  model: {MODEL} version {version}, threshold {card['label_spec']['thresholds']}")
+        ran = sorted({r["runtime"] for r in ok})
+        gate = card.get("runtimes", {}).get("openvino")
+        verdict = (
+            f"OpenVINO parity gate {'passed' if gate['passed'] else 'refused it'}: {gate['reason']}"
+            + (
+                f"; {gate['images_per_s']:.0f} img/s against TensorFlow's {gate['tf_images_per_s']:.0f}"
+                if gate["passed"]
+                else ""
+            )
+            if gate
+            else "no OpenVINO artifact"
+        )
+        print(f"  runtime: {', '.join(ran)} (IMGCLF_RUNTIME={settings.runtime}; {verdict})")
     print(f"  predictions: {output}")
     print(f"    open with:  column -s, -t < {output} | less -S     (or pandas.read_csv)")
     print(f"  pictures:    {report}/confusion_matrix.png, {report}/training_curves.png")

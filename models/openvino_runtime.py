@@ -3,7 +3,7 @@
 Measured here on EfficientNet-Lite0's frozen bottom (blocks 0-4, batches of 64): TensorFlow 49 img/s at
 224 px and 24 at 300; OpenVINO with two requests in flight 170 and 96. Training uses it for the passes
 that only read a frozen network (the frozen features, the bottom's cached activations, the flip check,
-pretraining's cache); serving and the exported artifact are issue 12's.
+pretraining's cache); serving runs a version's exported IR (``models/runtimes.py``).
 
 Precision is set to f32 explicitly: on CPUs with AMX, OpenVINO would otherwise pick bf16.
 OpenVINO's converter sends usage telemetry to Google Analytics unless a consent file says no; this module
@@ -13,6 +13,7 @@ swaps in the converter's own no-op stub, so converting never phones home from a 
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Literal
 
 import keras
 import numpy as np
@@ -26,13 +27,28 @@ CHUNK = 16  # images per inference request; two or more requests keep both cores
 MIN_IMAGES = 200  # converting takes 2-5 s, which pays from about this many images
 
 
-def convert(model: keras.Model) -> ov.Model:
-    """``model`` (one float input, one output) to an OpenVINO model with a free batch dimension.
+Precision = Literal["f32", "bf16"]
+
+
+def convert_function(function) -> ov.Model:
+    """A traced TF function (one float input, one output) to an OpenVINO model.
 
     From a traced function, not a written SavedModel: 2 s instead of 10 for EfficientNet-Lite0.
     """
+    return ov.convert_model(function)
+
+
+def convert(model: keras.Model) -> ov.Model:
+    """``model`` (one float input, one output) to an OpenVINO model with a free batch dimension."""
     spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
-    return ov.convert_model(tf.function(lambda x: model(x, training=False)).get_concrete_function(spec))
+    return convert_function(tf.function(lambda x: model(x, training=False)).get_concrete_function(spec))
+
+
+def compile_cpu(model: ov.Model | str, precision: Precision = "f32") -> ov.CompiledModel:
+    """Compiled for throughput on the CPU at ``precision`` (from an IR file's path, or a converted model)."""
+    return ov.Core().compile_model(
+        model, "CPU", {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "THROUGHPUT"}
+    )
 
 
 class CompiledNetwork:
@@ -42,9 +58,7 @@ class CompiledNetwork:
     def __init__(self, model: keras.Model):
         self.output_shape = model.output_shape
         self.input_shape = model.input_shape
-        self._compiled = ov.Core().compile_model(
-            convert(model), "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "THROUGHPUT"}
-        )
+        self._compiled = compile_cpu(convert(model))
 
     @cached_property
     def _queue(self) -> ov.AsyncInferQueue:
@@ -71,3 +85,8 @@ def frozen(model: keras.Model, images: int | None = None) -> keras.Model | Compi
     if (images is not None and images < MIN_IMAGES) or tf.config.list_physical_devices("GPU"):
         return model
     return CompiledNetwork(model)
+
+
+def save(model: ov.Model, xml_path: str) -> None:
+    """As IR (``.xml`` and ``.bin``), weights kept float32: ``ov.save_model`` halves them to float16 by default."""
+    ov.save_model(model, xml_path, compress_to_fp16=False)

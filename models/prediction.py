@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from models.errors import ImgclfError
 
-RECORD_FIELDS = ("image_uri", "labels", "scores", "model_name", "model_version", "predicted_at", "error")
+RECORD_FIELDS = ("image_uri", "labels", "scores", "model_name", "model_version", "runtime", "predicted_at", "error")
 
 
 class ErrorCode(StrEnum):
@@ -65,6 +65,7 @@ class PredictionRecord(BaseModel):
     scores: dict[str, float] = Field(default_factory=dict)
     model_name: str
     model_version: int
+    runtime: str | None = Field(None, description="'tf' or 'openvino': what ran the model; null if it never ran.")
     predicted_at: str = Field(default_factory=utc_now)
     error: str | None = Field(None, description="'<code>: <message>', or null when classified.")
     extra: dict[str, Any] = Field(

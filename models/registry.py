@@ -23,7 +23,7 @@ import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from apache_beam.io.filesystems import FileSystems
 from pydantic import BaseModel, Field, ValidationError
@@ -43,6 +43,21 @@ class RegistryError(NotFound):
     """No such model, alias or version."""
 
 
+class RuntimeCheck(BaseModel):
+    """The parity gate's verdict on one accelerated artifact of a version (``models/parity.py``)."""
+
+    passed: bool
+    reason: str = Field(description="Why the artifact was refused, or the figures it passed on.")
+    precision: Literal["f32", "bf16"] = "f32"
+    split: str = Field("test", description="The images both runtimes were run on.")
+    images: int = 0
+    max_abs_diff: float | None = Field(None, description="Largest difference in any probability against TF.")
+    decisions_changed: int | None = Field(None, description="Images whose labels differ from TF's.")
+    images_per_s: float | None = Field(None, description="Encoded images in, probabilities out, on this runtime.")
+    tf_images_per_s: float | None = Field(None, description="The same on the SavedModel, in the same run.")
+    metrics: dict[str, Any] = Field(default_factory=dict, description="The split's metrics on this runtime.")
+
+
 class ModelCard(BaseModel):
     """What a version is: its labels, input, metrics and where it came from."""
 
@@ -56,6 +71,9 @@ class ModelCard(BaseModel):
     parent_version: int | None = None
     created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
     training: dict[str, Any] = Field(default_factory=dict)
+    runtimes: dict[str, RuntimeCheck] = Field(
+        default_factory=dict, description="Accelerated artifacts beside the SavedModel (openvino/), gate verdicts."
+    )
 
 
 class ResolvedModel(BaseModel):
@@ -290,8 +308,9 @@ def resolve_saved_model(saved_model_uri: str) -> ResolvedModel:
     return ModelRegistry(root).resolve(name, version=int(version))
 
 
-def local_saved_model(uri: str, cache_dir: str | None = None) -> str:
-    """A local path for a SavedModel, copied down once when it lives on ``gs://``.
+def local_saved_model(uri: str, cache_dir: str | None = None, marker: str = SAVED_MODEL_FILE) -> str:
+    """A local path for a SavedModel (or another folder of a version holding ``marker``), copied down once when
+    it lives on ``gs://``.
 
     Versions are immutable, so a copy cached under the URI's hash never goes stale.
     """
@@ -299,7 +318,7 @@ def local_saved_model(uri: str, cache_dir: str | None = None) -> str:
         return uri.removeprefix("file://")
     cache = Path(cache_dir or tempfile.gettempdir(), "imgclf-models")
     target = cache / hashlib.sha256(uri.encode()).hexdigest()[:24]
-    if not (target / "saved_model.pb").exists():
+    if not (target / marker).exists():
         partial = Path(tempfile.mkdtemp(prefix="partial-", dir=cache.mkdir(parents=True, exist_ok=True) or cache))
         storage.download_dir(uri, str(partial))
         try:

@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Larger inputs are refused.")
     max_image_pixels: int = Field(50_000_000, gt=0, description="Width x height limit, against decompression bombs.")
     batch_size: int = Field(64, gt=0, description="Images per model call in batch inference.")
+    runtime: Literal["tf", "openvino", "auto"] = Field(
+        "auto",
+        description="What runs a model in batch, streaming and the API: auto takes a version's OpenVINO artifact "
+        "when it passed the parity gate and ran faster there (not on GPUs), TensorFlow otherwise.",
+    )
     train_recipe: Literal["auto", "fast"] = Field(
         "auto", description="`imgclf train` default: the best recipe within the budget, or a head on frozen features."
     )

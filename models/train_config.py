@@ -138,6 +138,12 @@ class TrainConfig(BaseModel):
         description="Average predictions over 4 flips, or all 8 flips and rotations by 90 degrees, inside the "
         "exported graph (4x or 8x the inference cost).",
     )
+    openvino: Literal["f32", "bf16", "off"] = Field(
+        "f32",
+        description="Export an OpenVINO artifact beside the SavedModel, registered only if it passes the parity gate "
+        "on the test split (models/parity.py). bf16 (about 2x faster again on CPUs with AMX) is judged by accuracy, "
+        "not identical probabilities; off: TensorFlow only.",
+    )
     synthetic: dict[str, int] = Field(
         default_factory=dict,
         description="Extra GAN-generated training images per label, e.g. {p67: 300}: rare classes of a single-label "

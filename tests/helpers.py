@@ -80,7 +80,9 @@ def register_relabelled_version(registry_root: Path, name: str, labels: list[str
     card = registry.card(name, 1)
     spec = card.label_spec.model_copy(update={"labels": labels})
     saved_model = registry_root / name / "versions" / "1" / "saved_model"
-    version = registry.register(card.model_copy(update={"label_spec": spec, "parent_version": 1}), str(saved_model))
+    openvino = {f"openvino/{p.name}": str(p) for p in sorted(saved_model.parent.glob("openvino/*"))}
+    card = card.model_copy(update={"label_spec": spec, "parent_version": 1})
+    version = registry.register(card, str(saved_model), openvino)
     if alias:
         registry.set_alias(name, alias, version)
     return version

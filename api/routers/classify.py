@@ -144,6 +144,7 @@ async def classify(
         scores={label: round(float(p), 6) for label, p in zip(spec.labels, probabilities, strict=True)},
         model_name=model.name,
         model_version=model.version,
+        runtime=model.runner.runtime,
         predicted_at=utc_now(),
         latency_ms=round((time.perf_counter() - started) * 1000, 2),
     )

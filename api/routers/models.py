@@ -72,6 +72,7 @@ async def get_model(
             reasons = "; ".join(summary.broken.values())
             raise BrokenModel(f"every version of model {name!r} is broken: {reasons}")
         shown = cards.get(summary.aliases.get(server.settings.default_alias, -1)) or cards[max(cards)]
+        loaded = server.runtimes(name)
         return ModelDetail(
             **summary.model_dump(),
             label_spec=shown.label_spec,
@@ -84,6 +85,8 @@ async def get_model(
                     parent_version=card.parent_version,
                     aliases=sorted(by_version.get(v, [])),
                     test_metrics={k: v for k, v in card.metrics.get("test", {}).items() if isinstance(v, int | float)},
+                    runtimes=card.runtimes,
+                    serving_runtime=loaded.get(v),
                 )
                 for v, card in cards.items()
             ],

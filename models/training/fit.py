@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from pydantic import BaseModel
 
-from models import evaluation, openvino_runtime
+from models import evaluation, openvino_runtime, parity
 from models.backbones import BACKBONES, build_backbone
 from models.export import export_saved_model
 from models.label_spec import LabelSpec, Task
@@ -169,6 +169,15 @@ def _probabilities(classifier, head, features, td: TrainingData, config: TrainCo
     return {s: full_probabilities(td.spec, p) for s, p in raw.items()}
 
 
+def _gate_images(td: TrainingData) -> tuple[str, list[bytes], list[list[str]]]:
+    """The images the parity gate runs on: the test split, else validation, else the first training images."""
+    for split in ("test", "validation"):
+        if td.by_split[split]:
+            return split, td.images(split), [e.labels for e in td.split(split)]
+    train = td.by_split["train"][: parity.FALLBACK_IMAGES]
+    return "train", [td.data[i] for i in train], [td.examples[i].labels for i in train]
+
+
 def fit(
     config: TrainConfig,
     spec: LabelSpec,
@@ -231,6 +240,13 @@ def fit(
     files = write_report(Path(out_dir, "report"), spec, metrics, history, config.model_name, pictures)
     saved_model_dir = str(Path(out_dir, "saved_model"))
     export_saved_model(classifier, spec, image_size, saved_model_dir)
+    runtimes = {}
+    if config.openvino != "off":
+        split, images, labels = _gate_images(real)
+        runtimes["openvino"], artifact = parity.export_checked(
+            classifier, spec, image_size, out_dir, saved_model_dir, split, images, labels, config.openvino
+        )
+        files |= artifact
     seconds = round(time.monotonic() - started, 1)
     if plan is not None:
         log.info("trained in %.1f min of a %.1f min budget", seconds / 60, plan.budget_seconds / 60)
@@ -255,6 +271,7 @@ def fit(
             "history": history,
             "seconds": seconds,
         },
+        runtimes=runtimes,
     )
     return Candidate(card=card, saved_model_dir=saved_model_dir, files=files, skipped_rows=td.skipped, tuning=tuning)
 

@@ -94,7 +94,7 @@ def test_classify_on_a_version_that_does_not_load_is_503_and_the_load_is_not_ret
     corrupt = registry_root / "corrupt"
     corrupt.mkdir()
     (corrupt / "saved_model.pb").write_bytes(b"not a saved model")
-    version = registry.register(registry.card("colours", 1), str(corrupt))
+    version = registry.register(registry.card("colours", 1).model_copy(update={"runtimes": {}}), str(corrupt))
     client = make_client()
     loads = []
     real_load = inference.load
@@ -123,3 +123,17 @@ def test_an_alias_moved_to_a_broken_version_keeps_serving_the_old_one(make_clien
     (registry_root / "colours/aliases/production").write_text("x\n")  # a corrupt alias file: still serving v1
     _wait_for(client, "colours@production", "alias 'production' of model 'colours' is broken")
     assert client.post("/v1/models/colours:classify", files=RED).json()["model_version"] == 1
+
+
+def test_a_version_without_the_runtime_the_server_is_told_to_use_is_503_with_the_reason(make_client, registry_root):
+    registry = ModelRegistry(str(registry_root))
+    card = registry.card("colours", 1).model_copy(update={"runtimes": {}})
+    version = registry.register(card, str(registry_root / "colours/versions/1/saved_model"))
+    client = make_client(runtime="openvino")
+
+    r = client.post(f"/v1/models/colours:classify?version={version}", files=RED)
+
+    assert r.status_code == 503 and r.json()["code"] == "broken_model"
+    assert "cannot be served: colours v" in r.json()["detail"] and "no OpenVINO artifact" in r.json()["detail"]
+    ok = client.post("/v1/models/colours:classify", files=RED).json()
+    assert (ok["model_version"], ok["runtime"]) == (1, "openvino")

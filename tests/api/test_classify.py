@@ -7,6 +7,7 @@ import io
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.helpers import colour_image
@@ -29,6 +30,21 @@ def test_upload_returns_the_prediction_record(make_client):
     assert (body["model_name"], body["model_version"], body["error"]) == ("colours", 1, None)
     assert body["image_uri"] == f"upload:{body['request_id']}"
     assert body["latency_ms"] > 0 and body["predicted_at"].endswith("Z")
+    assert body["runtime"] in ("tf", "openvino")
+
+
+def test_openvino_serves_tensorflows_answers_and_says_so(make_client):
+    images = [colour_image(c, seed) for seed in (3, 4) for c in ("red", "green", "blue")]
+    answers = {}
+    for runtime in ("tf", "openvino"):
+        client = make_client(runtime=runtime)
+        answers[runtime] = [
+            client.post("/v1/models/colours:classify", files={"image": ("i.png", i)}).json() for i in images
+        ]
+    for on_tf, on_ov in zip(answers["tf"], answers["openvino"], strict=True):
+        assert (on_tf["runtime"], on_ov["runtime"]) == ("tf", "openvino")
+        assert on_ov["labels"] == on_tf["labels"]
+        assert on_ov["scores"] == pytest.approx(on_tf["scores"], abs=1e-4)
 
 
 def test_base64_json_gives_the_same_scores_as_an_upload(make_client):

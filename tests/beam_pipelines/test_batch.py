@@ -11,6 +11,7 @@ from apache_beam.testing.util import assert_that
 from beam_pipelines import batch
 from beam_pipelines.csv_input import CsvInputError
 from beam_pipelines.options import LOCAL_RUNNER
+from models.runtimes import RuntimeUnavailable
 from tests.helpers import colour_image, write_csv
 
 
@@ -61,7 +62,7 @@ def _check_records(rows: list[dict]) -> None:
     assert sum(r["labels"] == r["input_labels"] for r in good) >= 11
     for r in good:
         assert r["model_name"] == "colours" and str(r["model_version"]) == "1"
-        assert r["predicted_at"].endswith("Z")
+        assert r["predicted_at"].endswith("Z") and r["runtime"] in ("tf", "openvino")
 
 
 def test_every_row_becomes_one_csv_record_with_errors_in_place(mixed_inputs, trained_registry, tmp_path):
@@ -74,16 +75,17 @@ def test_every_row_becomes_one_csv_record_with_errors_in_place(mixed_inputs, tra
         assert_that(records, lambda rs: len(rs) == 18 or pytest.fail(f"{len(rs)} records"))
     with open(out, newline="") as f:
         reader = csv.DictReader(f)
-        assert reader.fieldnames[:7] == [
+        assert reader.fieldnames[:8] == [
             "image_uri",
             "labels",
             "scores",
             "model_name",
             "model_version",
+            "runtime",
             "predicted_at",
             "error",
         ]
-        assert reader.fieldnames[7:] == ["id", "input_labels"]
+        assert reader.fieldnames[8:] == ["id", "input_labels"]
         rows = list(reader)
     _check_records(rows)
     scores = json.loads(next(r for r in rows if r["id"] == "g-red-20")["scores"])
@@ -178,3 +180,40 @@ def test_missing_input_is_a_usage_error(capsys):
     with pytest.raises(SystemExit):
         batch.run(["--output=o.csv"])
     assert "the following arguments are required: --input" in capsys.readouterr().err
+
+
+def _classify(inputs, registry, out, runtime: str) -> list[dict]:
+    options = _options(input=inputs, output=out, model_root=registry, runtime=runtime, max_image_pixels=40000)
+    with TestPipeline(options=options) as p:
+        batch.build_pipeline(p, options)
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def test_openvino_and_tensorflow_give_the_same_records_and_say_which_ran(mixed_inputs, trained_registry, tmp_path):
+    on_tf = {r["id"]: r for r in _classify(mixed_inputs, trained_registry, tmp_path / "tf.jsonl", "tf")}
+    on_ov = {r["id"]: r for r in _classify(mixed_inputs, trained_registry, tmp_path / "ov.jsonl", "openvino")}
+
+    assert on_tf.keys() == on_ov.keys()
+    for rid, tf_row in on_tf.items():
+        ov_row = on_ov[rid]
+        assert (ov_row["labels"], ov_row["error"]) == (tf_row["labels"], tf_row["error"])
+        if tf_row["error"] is None:
+            assert (tf_row["runtime"], ov_row["runtime"]) == ("tf", "openvino")
+            assert ov_row["scores"] == pytest.approx(tf_row["scores"], abs=1e-4)
+        else:  # an image that never reached a model was run by neither
+            assert tf_row["runtime"] is None or rid == "b-truncated"
+
+
+def test_asking_for_openvino_on_a_version_without_an_artifact_fails_before_running(registry_root, tmp_path):
+    from models.registry import ModelRegistry
+
+    registry = ModelRegistry(str(registry_root))
+    card = registry.card("colours", 1).model_copy(update={"runtimes": {}})
+    version = registry.register(card, str(registry_root / "colours" / "versions" / "1" / "saved_model"))
+    write_csv(tmp_path / "in.csv", ["image_uri"], [["a.png"]])
+    flags = dict(input=tmp_path / "in.csv", output=tmp_path / "o.csv", model_root=registry_root, runtime="openvino")
+
+    with pytest.raises(RuntimeUnavailable, match=f"colours v{version} has no OpenVINO artifact"):
+        batch.plan(_options(**flags, model_version=version))
+    assert batch.plan(_options(**flags, model_version=1)).runtime == "openvino"
+    assert not (tmp_path / "o.csv").exists()
