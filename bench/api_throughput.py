@@ -4,12 +4,14 @@
 - naive: the endpoint a first version would be (bench/naive_server.py: PIL decode and one
   Keras call per request on the event loop);
 - unbatched: ``imgclf serve`` with dynamic batching off (max batch size 1);
-- batched: ``imgclf serve`` as shipped (dynamic batching), at 1, 8, 32 and 64 clients.
+- batched: ``imgclf serve`` as shipped (dynamic batching), at 1, 8, 32 and 64 clients, on
+  TensorFlow (``IMGCLF_RUNTIME=tf``) and on the model's OpenVINO artifact (``openvino``).
 
 Every server is a real uvicorn process (one worker) on loopback; the load comes from
 ``bench.load_generator`` in another process. EfficientNet-Lite0, 224x224 JPEGs.
 Targets (issue 4): batched throughput at 32 clients >= 0.8 x ceiling and >= 3 x naive;
-p99 at 32 clients < 4 x the single-client p50; RSS per worker < 1.5 GB.
+p99 at 32 clients < 4 x the single-client p50; RSS per worker < 1.5 GB; (issue 12) batched on
+OpenVINO at 32 clients >= 1.7 x batched on TensorFlow.
 """
 
 from __future__ import annotations
@@ -41,10 +43,13 @@ class Server:
     ``imgclf serve`` by default; ``naive=True`` runs bench.naive_server instead.
     """
 
-    def __init__(self, work: Path, max_batch_size: int = 1, max_delay_ms: float = 0.0, naive: bool = False):
+    def __init__(
+        self, work: Path, max_batch_size: int = 1, max_delay_ms: float = 0.0, naive: bool = False, runtime: str = "tf"
+    ):
         self.port = free_port()
         env = {
             **os.environ,
+            "IMGCLF_RUNTIME": runtime,
             "IMGCLF_MODEL_ROOT": str(work / "registry"),
             "IMGCLF_API_KEYS": KEY,
             "IMGCLF_MAX_BATCH_SIZE": str(max_batch_size),
@@ -127,14 +132,18 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     images = work / "images"
     paths = make_jpegs(images, 256, 224)
-    saved_model = make_model(work / "registry")
+    saved_model = make_model(work / "registry", paths)
 
-    print("ceiling: signature on in-memory batches of 64 ...", flush=True)
-    ceiling_ips = max(ceiling(saved_model, paths * 2) for _ in range(2))
-    print(f"   {ceiling_ips:.1f} img/s", flush=True)
+    runtimes = ("tf", "openvino")
+    ceilings = {}
+    for runtime in runtimes:
+        print(f"ceiling, {runtime}: in-memory batches of 64 ...", flush=True)
+        ceilings[runtime] = max(ceiling(saved_model, paths * 2, runtime=runtime) for _ in range(2))
+        print(f"   {ceilings[runtime]:.1f} img/s", flush=True)
+    ceiling_ips = ceilings["tf"]
 
     levels = [int(c) for c in args.clients.split(",")]
-    results: dict[str, list[dict]] = {"naive": [], "unbatched": [], "batched": []}
+    results: dict[str, list[dict]] = {"naive": [], "unbatched": [], "batched": [], "batched_openvino": []}
     rss = {}
     print("\nserver     clients  req/s     p50 ms   p95 ms   p99 ms  errors", flush=True)
     for kind, server, levels_here in (
@@ -146,11 +155,12 @@ def main(argv: list[str] | None = None) -> int:
                 results[kind].append(load(server.port, images, clients, args.seconds))
                 print(_row(kind, results[kind][-1]), flush=True)
             rss[kind] = server.rss_mb()
-    with Server(work, args.max_batch_size, args.max_delay_ms) as batched:
-        for clients in levels:
-            results["batched"].append(load(batched.port, images, clients, args.seconds))
-            print(_row("batched", results["batched"][-1]), flush=True)
-        rss["batched"] = batched.rss_mb()
+    for runtime, kind in zip(runtimes, ("batched", "batched_openvino"), strict=True):
+        with Server(work, args.max_batch_size, args.max_delay_ms, runtime=runtime) as batched:
+            for clients in levels:
+                results[kind].append(load(batched.port, images, clients, args.seconds))
+                print(_row(kind.replace("batched_", "batch-"), results[kind][-1]), flush=True)
+            rss[kind] = batched.rss_mb()
 
     by_clients = {r["clients"]: r for r in results["batched"]}
     at32, single = by_clients.get(32), by_clients.get(1)
@@ -163,8 +173,12 @@ def main(argv: list[str] | None = None) -> int:
         checks["batched@32 / unbatched@32"] = at32["throughput"] / unbatched32["throughput"]
         if single:
             checks["p99@32 / p50@1 < 4"] = at32["p99_ms"] / single["p50_ms"]
+        ov32 = next((r for r in results["batched_openvino"] if r["clients"] == 32), None)
+        if ov32:
+            checks["openvino@32 / tf@32 >= 1.7"] = ov32["throughput"] / at32["throughput"]
+            checks["openvino@32 / openvino ceiling"] = ov32["throughput"] / ceilings["openvino"]
     print(
-        f"\nceiling {ceiling_ips:.1f} img/s; RSS per worker: "
+        f"\nceiling tf {ceiling_ips:.1f} img/s, openvino {ceilings['openvino']:.1f} img/s; RSS per worker: "
         + ", ".join(f"{kind} {mb:.0f} MB" for kind, mb in rss.items())
     )
     for name, value in checks.items():
@@ -174,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "settings": {"max_batch_size": args.max_batch_size, "max_delay_ms": args.max_delay_ms},
             "ceiling_img_per_s": ceiling_ips,
+            "ceilings_img_per_s": ceilings,
             "results": results,
             "rss_mb": rss,
             "checks": checks,

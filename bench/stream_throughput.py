@@ -530,10 +530,11 @@ def main(argv: list[str] | None = None) -> int:
     paths = make_jpegs(work / "images", args.images, args.size)
     uris = [str(p.resolve()) for p in paths]
     registry = work / "models"
-    saved_model = make_model(registry)
+    saved_model = make_model(registry, paths)
 
     print(f"batch pipeline on the same {len(paths)} images, {args.batch_images} rows (child process) ...", flush=True)
-    batch = beam_pipeline([paths[i % len(paths)] for i in range(args.batch_images)], registry, work, [])
+    # runtime auto in both, as the stream runs by default
+    batch = beam_pipeline([paths[i % len(paths)] for i in range(args.batch_images)], registry, work, [], "auto")
     print(f"  {batch['img_per_s']:.1f} img/s over the pipeline run; peak RSS {batch['peak_rss_mb']:.0f} MB", flush=True)
 
     results = []

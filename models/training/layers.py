@@ -50,12 +50,8 @@ class TTA(keras.Model):
         views = [x, keras.ops.flip(x, 2), keras.ops.flip(x, 1), keras.ops.flip(keras.ops.flip(x, 1), 2)]
         if self.mode == "dihedral":
             views += [keras.ops.transpose(v, (0, 2, 1, 3)) for v in views]
-        # The network is traced (and exported) once instead of once per view: export takes 40-60% less time;
-        # the views still run side by side, so speed and memory are as with one call per view.
-        out = tf.map_fn(
-            lambda v: self.inner(v, training=training),
-            tf.stack(views),
-            fn_output_signature=tf.float32,
-            parallel_iterations=len(views),
-        )
-        return tf.reduce_mean(out, axis=0)
+        # One call on the views stacked along the batch: the network is traced (and exported) once instead of
+        # once per view (export takes 40-60% less time), and, unlike a map_fn over the views, the graph has no
+        # TensorList, which OpenVINO cannot convert.
+        out = self.inner(keras.ops.concatenate(views, axis=0), training=training)
+        return keras.ops.mean(keras.ops.reshape(out, (len(views), -1, out.shape[-1])), axis=0)

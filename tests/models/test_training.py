@@ -44,6 +44,21 @@ def test_multiclass_model_is_registered_with_card_metrics_and_report(trained_reg
     assert [card.label_spec.decide(p)[0] for p in probs] == ["blue", "red"]
 
 
+def test_every_version_gets_an_openvino_artifact_that_passed_the_gate_on_its_test_split(trained_registry):
+    card = ModelRegistry(str(trained_registry)).card("colours", 1)
+    gate = card.runtimes["openvino"]
+    assert gate.passed and gate.precision == "f32" and (gate.split, gate.images) == ("test", 12), gate.reason
+    assert gate.max_abs_diff <= 1e-4 and gate.decisions_changed == 0
+    assert gate.metrics["accuracy"] == card.metrics["test"]["accuracy"]
+    assert {p.name for p in (trained_registry / "colours/versions/1/openvino").iterdir()} == {"model.xml", "model.bin"}
+
+
+def test_openvino_off_registers_the_saved_model_alone(colour_data, tmp_path):
+    config = tiny_train_config(model_name="c", manifest=str(colour_data / "manifest.csv"), epochs=2, openvino="off")
+    assert train(config, ModelRegistry(str(tmp_path))).card.runtimes == {}
+    assert not (tmp_path / "c/versions/1/openvino").exists()
+
+
 def test_binary_model_outputs_both_probabilities_and_a_chosen_threshold(tmp_path):
     rows = write_colour_dataset(tmp_path, ["red", "blue"], 20)
     write_csv(tmp_path / "m.csv", ["image_uri", "labels"], [[rel, c] for rel, c in rows])
@@ -197,6 +212,7 @@ def test_cached_fine_tuning_ensemble_with_tta_exports_a_consistent_model(tmp_pat
     assert result.card.training["fine_tuned_backbone_parameters"] > 2e6  # two tops
     assert result.card.training["pooling"] == "gem"
     assert result.card.metrics["test"]["accuracy"] == 1.0
+    assert result.card.runtimes["openvino"].passed, result.card.runtimes["openvino"].reason  # converts, same answers
     images = [colour_image("red", 900), colour_image("blue", 901)]
     classify = _signature(registry, "ct")
     probs = classify(images)
