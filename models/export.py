@@ -27,7 +27,7 @@ OPENVINO_DIR = "openvino"  # beside saved_model/ in a version
 OPENVINO_FILE = "model.xml"  # and model.bin, its weights
 
 
-def _probabilities(classifier: keras.Model, spec: LabelSpec, images: tf.Tensor) -> tf.Tensor:
+def _probabilities(classifier, spec: LabelSpec, images: tf.Tensor) -> tf.Tensor:
     """One probability per label, in label order, for decoded float images."""
     probabilities = classifier(images, training=False)
     if spec.task is Task.BINARY:  # one sigmoid unit -> [p(negative), p(positive)]
@@ -51,8 +51,9 @@ def export_saved_model(classifier: keras.Model, spec: LabelSpec, image_size: int
 def export_openvino(classifier: keras.Model, spec: LabelSpec, image_size: int, path: str) -> str:
     """The same network as the SavedModel after decoding, as OpenVINO IR under the folder ``path``, in float32
     (``save_model`` would halve the weights to float16 by default). Returns the IR's path."""
+    network = getattr(classifier, "stacked", classifier)  # TTA's map_fn over views does not convert; this does
     spec_in = tf.TensorSpec([None, image_size, image_size, 3], tf.float32)
-    function = tf.function(lambda images: _probabilities(classifier, spec, images)).get_concrete_function(spec_in)
+    function = tf.function(lambda images: _probabilities(network, spec, images)).get_concrete_function(spec_in)
     xml = Path(path, OPENVINO_FILE)
     xml.parent.mkdir(parents=True, exist_ok=True)
     openvino_runtime.save(openvino_runtime.convert_function(function), str(xml))
