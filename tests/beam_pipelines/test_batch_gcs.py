@@ -18,7 +18,8 @@ def test_input_images_registry_and_output_all_on_gcs(gcs_emulator, trained_regis
     # The registry too: upload the trained model through the registry's own code path.
     local = ModelRegistry(str(trained_registry)).resolve("colours")
     remote = ModelRegistry(f"{root}/models")
-    version = remote.register(local.card, local.saved_model_uri)
+    openvino = {f"openvino/{p.name}": str(p) for p in (trained_registry / "colours/versions/1/openvino").iterdir()}
+    version = remote.register(local.card, local.saved_model_uri, openvino)
     remote.set_alias("colours", "production", version)
 
     rows = []
@@ -35,6 +36,7 @@ def test_input_images_registry_and_output_all_on_gcs(gcs_emulator, trained_regis
             f"--input={root}/in.csv",
             f"--output={root}/out/predictions.csv",
             f"--model_root={root}/models",
+            "--runtime=openvino",  # its IR is copied down from gs:// beside the SavedModel
         ]
     )
     with TestPipeline(options=options) as p:
@@ -47,5 +49,5 @@ def test_input_images_registry_and_output_all_on_gcs(gcs_emulator, trained_regis
     assert by_uri[f"{root}/images/absent.png"]["error"].startswith("not_found")
     assert by_uri["gs://other-bucket/x.png"]["error"].startswith("not_found")
     good = [r for r in out if not r["error"]]
-    assert len(good) == 9 and all(r["model_version"] == str(version) for r in good)
+    assert len(good) == 9 and all((r["model_version"], r["runtime"]) == (str(version), "openvino") for r in good)
     assert sum(r["labels"] == r["truth"] for r in good) >= 8
