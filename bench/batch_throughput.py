@@ -17,6 +17,7 @@ TensorFlow with identical decisions (issue 12).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -30,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import psutil
 from PIL import Image
 
 import models  # noqa: F401  (quiet TensorFlow start-up)
@@ -135,20 +137,25 @@ def ceiling(saved_model: str, paths: list[Path], batch: int = 64, runtime: str =
 def run_measured(command: list[str]) -> tuple[str, float, float]:
     """Runs a command; returns its stdout, wall seconds and its own peak RSS in MB.
 
-    os.wait4 reports that one child's resources, where RUSAGE_CHILDREN would give the
-    largest of all children so far.
+    The RSS is sampled every 50 ms: the child's ru_maxrss from wait4 starts from this process's
+    own peak at the fork (2.1 GB once the benchmark model is built), so it hid the child's.
     """
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         proc = subprocess.Popen(command, stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)
+        peak = 0
+        with contextlib.suppress(psutil.Error):
+            watched = psutil.Process(proc.pid)
+            while proc.poll() is None:
+                peak = max(peak, watched.memory_info().rss)
+                time.sleep(0.05)
+        proc.wait()
         wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         if proc.returncode != 0:
             sys.exit(f"{' '.join(command[:4])} ... failed:\n{err.read()[-3000:]}")
-        return out.read(), wall, usage.ru_maxrss / 1024
+        return out.read(), wall, peak / 2**20
 
 
 def _in_child(kind: str, work: Path, n: int, runtime: str = "tf") -> dict:
