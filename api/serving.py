@@ -154,7 +154,7 @@ class ModelServer:
             out.setdefault(name, {})[alias] = version
         return out
 
-    def runtimes(self, name: str) -> dict[int, str]:
+    def serving_runtimes(self, name: str) -> dict[int, str]:
         """version -> the runtime it runs on, for every loaded version of ``name``."""
         return {version: model.runner.runtime for (n, version), model in self._loaded.items() if n == name}
 

@@ -70,7 +70,9 @@ class OpenVinoRunner:
         self.precision = precision
         compiled = openvino_runtime.compile_cpu(xml_path, precision)
         self._queue = ov.AsyncInferQueue(compiled, compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        self._decode = tf.function(lambda raw: decode_images(raw, image_size))
+        self._decode = tf.function(  # one trace for every chunk size
+            lambda raw: decode_images(raw, image_size), input_signature=[tf.TensorSpec([None], tf.string)]
+        )
         self._lock = threading.Lock()  # one call at a time owns the queue's callback
 
     def predict_images(self, images: Sequence[bytes]) -> list[np.ndarray | ImageError]:

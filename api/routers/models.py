@@ -72,7 +72,7 @@ async def get_model(
             reasons = "; ".join(summary.broken.values())
             raise BrokenModel(f"every version of model {name!r} is broken: {reasons}")
         shown = cards.get(summary.aliases.get(server.settings.default_alias, -1)) or cards[max(cards)]
-        loaded = server.runtimes(name)
+        loaded = server.serving_runtimes(name)
         return ModelDetail(
             **summary.model_dump(),
             label_spec=shown.label_spec,
