@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
@@ -21,7 +20,7 @@ from api.auth import parse_keys
 from api.job_runner import JobRunner
 from api.jobs import JobStore
 from api.limits import BodySizeLimit
-from api.metrics import ServiceMetrics
+from api.metrics import RequestMetrics, ServiceMetrics
 from api.routers import batch_jobs, classify, docs, health, models
 from api.serving import ModelServer
 from api.settings import ApiSettings, get_api_settings
@@ -85,7 +84,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.include_router(router)
     _add_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + 64 * 1024)  # room for multipart framing
-    _add_request_metrics(app, metrics)  # outermost, so refused requests are counted too
+    app.add_middleware(RequestMetrics, metrics=metrics)  # outermost, so refused requests are counted too
     return app
 
 
@@ -120,19 +119,3 @@ def _add_error_handlers(app: FastAPI) -> None:
         # The trace goes to the log, never to the client.
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return _error(500, "internal error; the server log has the details")
-
-
-def _add_request_metrics(app: FastAPI, metrics: ServiceMetrics) -> None:
-    @app.middleware("http")
-    async def record(request: Request, call_next):
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = request.scope.get("route")
-            path = route.path if route is not None else "unmatched"  # the template, not the raw path
-            metrics.requests.labels(request.method, path, str(status)).inc()
-            metrics.latency.labels(request.method, path).observe(time.perf_counter() - started)

@@ -1,4 +1,7 @@
-"""FastAPI dependencies: the per-app objects a route needs, taken from ``app.state``."""
+"""FastAPI dependencies: the per-app objects a route needs, taken from ``app.state``.
+
+``async def`` because they never block: FastAPI runs a plain ``def`` dependency on a worker thread.
+"""
 
 from __future__ import annotations
 
@@ -15,27 +18,27 @@ from api.settings import ApiSettings
 from models.registry import ModelRegistry
 
 
-def settings(request: Request) -> ApiSettings:
+async def settings(request: Request) -> ApiSettings:
     return request.app.state.settings
 
 
-def model_server(request: Request) -> ModelServer:
+async def model_server(request: Request) -> ModelServer:
     return request.app.state.model_server
 
 
-def registry(request: Request) -> ModelRegistry:
+async def registry(request: Request) -> ModelRegistry:
     return request.app.state.model_server.registry
 
 
-def job_store(request: Request) -> JobStore:
+async def job_store(request: Request) -> JobStore:
     return request.app.state.job_store
 
 
-def job_runner(request: Request) -> JobRunner:
+async def job_runner(request: Request) -> JobRunner:
     return request.app.state.job_runner
 
 
-def metrics(request: Request) -> ServiceMetrics:
+async def metrics(request: Request) -> ServiceMetrics:
     return request.app.state.metrics
 
 

@@ -15,9 +15,9 @@ from api.auth import authenticate
 OPENAPI_URL = "/openapi.json"
 
 
-def docs_access(request: Request) -> None:
+async def docs_access(request: Request) -> None:
     if not request.app.state.settings.public_docs:
-        authenticate(request)
+        await authenticate(request)
 
 
 router = APIRouter(tags=["docs"], include_in_schema=False, dependencies=[Depends(docs_access)])
