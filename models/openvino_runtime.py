@@ -12,7 +12,9 @@ swaps in the converter's own no-op stub, so converting never phones home from a 
 
 from __future__ import annotations
 
-from functools import cached_property
+import threading
+from collections.abc import Hashable, Iterable
+from functools import cache, cached_property
 from typing import Literal
 
 import keras
@@ -51,6 +53,37 @@ def compile_cpu(model: ov.Model | str, precision: Precision = "f32") -> ov.Compi
     )
 
 
+@cache
+def has_gpu() -> bool:
+    """Where TensorFlow has a GPU, it beats OpenVINO's CPU plugin: frozen passes and serving stay on TF."""
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+class InferQueue:
+    """Chunks of a batch in flight on every request the CPU plugin asks for, outputs collected by tag.
+
+    ``run`` takes the chunks lazily, so a caller that prepares the next chunk (decoding it, say) does so while
+    OpenVINO infers the ones already started. One ``run`` at a time: it owns the queue's callback.
+    """
+
+    def __init__(self, compiled: ov.CompiledModel):
+        self._queue = ov.AsyncInferQueue(compiled, compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self._lock = threading.Lock()
+
+    def run(self, chunks: Iterable[tuple[Hashable, np.ndarray]]) -> dict[Hashable, np.ndarray]:
+        outputs: dict[Hashable, np.ndarray] = {}
+        with self._lock:
+            self._queue.set_callback(
+                lambda request, tag: outputs.__setitem__(tag, request.get_output_tensor(0).data.copy())
+            )
+            try:
+                for tag, x in chunks:
+                    self._queue.start_async({0: x}, tag)
+            finally:
+                self._queue.wait_all()
+        return outputs
+
+
 class CompiledNetwork:
     """A converted network with Keras's ``predict_on_batch`` and ``output_shape``, so code written for a frozen
     Keras model (``run_on_images``, the activation cache) takes it unchanged."""
@@ -61,28 +94,21 @@ class CompiledNetwork:
         self._compiled = compile_cpu(convert(model))
 
     @cached_property
-    def _queue(self) -> ov.AsyncInferQueue:
-        return ov.AsyncInferQueue(self._compiled, self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+    def _queue(self) -> InferQueue:
+        return InferQueue(self._compiled)
 
     def predict_on_batch(self, x) -> np.ndarray:
         x = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
         if not len(x):
             return np.zeros((0, *self.output_shape[1:]), np.float32)
-        outputs: dict[int, np.ndarray] = {}
-        self._queue.set_callback(
-            lambda request, start: outputs.__setitem__(start, request.get_output_tensor(0).data.copy())
-        )
-        for start in range(0, len(x), CHUNK):
-            self._queue.start_async({0: x[start : start + CHUNK]}, start)
-        self._queue.wait_all()
+        outputs = self._queue.run((start, x[start : start + CHUNK]) for start in range(0, len(x), CHUNK))
         return np.concatenate([outputs[start] for start in sorted(outputs)])
 
 
 def frozen(model: keras.Model, images: int | None = None) -> keras.Model | CompiledNetwork:
     """The fastest way to run ``model`` forward only over ``images`` images (None: many): OpenVINO on a CPU;
-    the model itself for fewer than ``MIN_IMAGES``, and where TensorFlow has a GPU (OpenVINO's CPU plugin
-    would be the slower there)."""
-    if (images is not None and images < MIN_IMAGES) or tf.config.list_physical_devices("GPU"):
+    the model itself for fewer than ``MIN_IMAGES``, and where TensorFlow has a GPU."""
+    if (images is not None and images < MIN_IMAGES) or has_gpu():
         return model
     return CompiledNetwork(model)
 

@@ -14,14 +14,11 @@ the artifact passed, TensorFlow otherwise and wherever TensorFlow has a GPU.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
-from functools import cache
 from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
-import openvino as ov
 import tensorflow as tf
 
 from models import inference, openvino_runtime, storage
@@ -68,30 +65,23 @@ class OpenVinoRunner:
 
     def __init__(self, xml_path: str, image_size: int, precision: openvino_runtime.Precision = "f32"):
         self.precision = precision
-        compiled = openvino_runtime.compile_cpu(xml_path, precision)
-        self._queue = ov.AsyncInferQueue(compiled, compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self._queue = openvino_runtime.InferQueue(openvino_runtime.compile_cpu(xml_path, precision))
         self._decode = tf.function(  # one trace for every chunk size
             lambda raw: decode_images(raw, image_size), input_signature=[tf.TensorSpec([None], tf.string)]
         )
-        self._lock = threading.Lock()  # one call at a time owns the queue's callback
 
     def predict_images(self, images: Sequence[bytes]) -> list[np.ndarray | ImageError]:
         results: list[np.ndarray | ImageError | None] = [None] * len(images)
 
-        def done(request: ov.InferRequest, indices: list[int]) -> None:
-            out = request.get_output_tensor(0).data
-            for row, i in enumerate(indices):
-                results[i] = out[row].copy()
+        def decoded_chunks():  # decoded one chunk ahead of the inference queue
+            for start in range(0, len(images), CHUNK):
+                pixels, indices = self._decoded(images[start : start + CHUNK], start, results)
+                if indices:
+                    yield tuple(indices), pixels
 
-        with self._lock:
-            self._queue.set_callback(done)
-            try:
-                for start in range(0, len(images), CHUNK):
-                    pixels, indices = self._decoded(images[start : start + CHUNK], start, results)
-                    if indices:
-                        self._queue.start_async({0: pixels}, indices)
-            finally:
-                self._queue.wait_all()
+        for indices, out in self._queue.run(decoded_chunks()).items():
+            for row, i in enumerate(indices):
+                results[i] = out[row]
         failed = ImageError(ErrorCode.INFERENCE_ERROR, "OpenVINO returned no output")
         return [failed if r is None else r for r in results]
 
@@ -113,11 +103,6 @@ class OpenVinoRunner:
         return (np.stack(pixels) if pixels else None), indices
 
 
-@cache
-def has_gpu() -> bool:
-    return bool(tf.config.list_physical_devices("GPU"))
-
-
 def runtime_for(card: ModelCard, requested: Runtime) -> str:
     """``tf`` or ``openvino`` for this version; RuntimeUnavailable if ``openvino`` was asked for and it cannot."""
     if requested == "tf":
@@ -130,7 +115,7 @@ def runtime_for(card: ModelCard, requested: Runtime) -> str:
                 f"{card.name} v{card.version} has no OpenVINO artifact that passed the parity gate: {why}"
             )
         return "openvino"
-    if check is None or not check.passed or has_gpu():
+    if check is None or not check.passed or openvino_runtime.has_gpu():
         return "tf"
     faster = (check.images_per_s or 0) > (check.tf_images_per_s or 0)
     return "openvino" if faster else "tf"
