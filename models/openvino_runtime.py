@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Hashable, Iterable
-from functools import cache, cached_property
+from functools import cache
 from typing import Literal
 
 import keras
@@ -62,25 +62,42 @@ def has_gpu() -> bool:
 class InferQueue:
     """Chunks of a batch in flight on every request the CPU plugin asks for, outputs collected by tag.
 
+    Chunks of exactly ``chunk`` images run on a copy of the model compiled for that batch size: with static
+    shapes EfficientNet-Lite0 ran at 179-190 img/s against 164 with a free batch dimension, the outputs equal
+    bit for bit. A shorter chunk (a batch's last) runs on the model as it is.
+
     ``run`` takes the chunks lazily, so a caller that prepares the next chunk (decoding it, say) does so while
-    OpenVINO infers the ones already started. One ``run`` at a time: it owns the queue's callback.
+    OpenVINO infers the ones already started. One ``run`` at a time: it owns the queues' callbacks.
     """
 
-    def __init__(self, compiled: ov.CompiledModel):
-        self._queue = ov.AsyncInferQueue(compiled, compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+    def __init__(self, model: ov.Model | str, chunk: int, precision: Precision = "f32"):
+        model = ov.Core().read_model(model) if isinstance(model, str) else model
+        fixed, shape = model.clone(), model.input(0).get_partial_shape()
+        shape[0] = chunk
+        fixed.reshape({0: shape})
+        self.chunk = chunk
+        self._full, self._short = (self._queue(compile_cpu(m, precision)) for m in (fixed, model))
         self._lock = threading.Lock()
+
+    @staticmethod
+    def _queue(compiled: ov.CompiledModel) -> ov.AsyncInferQueue:
+        return ov.AsyncInferQueue(compiled, compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
 
     def run(self, chunks: Iterable[tuple[Hashable, np.ndarray]]) -> dict[Hashable, np.ndarray]:
         outputs: dict[Hashable, np.ndarray] = {}
+
+        def done(request: ov.InferRequest, tag: Hashable) -> None:
+            outputs[tag] = request.get_output_tensor(0).data.copy()
+
         with self._lock:
-            self._queue.set_callback(
-                lambda request, tag: outputs.__setitem__(tag, request.get_output_tensor(0).data.copy())
-            )
+            for queue in (self._full, self._short):
+                queue.set_callback(done)
             try:
                 for tag, x in chunks:
-                    self._queue.start_async({0: x}, tag)
+                    (self._full if len(x) == self.chunk else self._short).start_async({0: x}, tag)
             finally:
-                self._queue.wait_all()
+                self._full.wait_all()
+                self._short.wait_all()
         return outputs
 
 
@@ -91,11 +108,7 @@ class CompiledNetwork:
     def __init__(self, model: keras.Model):
         self.output_shape = model.output_shape
         self.input_shape = model.input_shape
-        self._compiled = compile_cpu(convert(model))
-
-    @cached_property
-    def _queue(self) -> InferQueue:
-        return InferQueue(self._compiled)
+        self._queue = InferQueue(convert(model), CHUNK)
 
     def predict_on_batch(self, x) -> np.ndarray:
         x = np.ascontiguousarray(np.asarray(x, dtype=np.float32))

@@ -13,7 +13,12 @@ import tensorflow as tf
 def decode_image(image_bytes: tf.Tensor, image_size: int) -> tf.Tensor:
     """One JPEG/PNG/GIF/BMP (first frame) to float32 [size, size, 3]; grayscale becomes RGB."""
     image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False, dtype=tf.uint8)
-    image = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
+    shape = tf.shape(image)
+    image = tf.cond(  # resizing to its own size returns the same pixels bit for bit, but took 1.1 ms an image
+        tf.logical_and(tf.equal(shape[0], image_size), tf.equal(shape[1], image_size)),
+        lambda: tf.cast(image, tf.float32),
+        lambda: tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True),
+    )
     return tf.ensure_shape(image, [image_size, image_size, 3])
 
 

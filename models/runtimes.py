@@ -65,7 +65,7 @@ class OpenVinoRunner:
 
     def __init__(self, xml_path: str, image_size: int, precision: openvino_runtime.Precision = "f32"):
         self.precision = precision
-        self._queue = openvino_runtime.InferQueue(openvino_runtime.compile_cpu(xml_path, precision))
+        self._queue = openvino_runtime.InferQueue(xml_path, CHUNK, precision)
         self._decode = tf.function(  # one trace for every chunk size
             lambda raw: decode_images(raw, image_size), input_signature=[tf.TensorSpec([None], tf.string)]
         )
