@@ -26,7 +26,13 @@ from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
-from beam_pipelines.bigquery_sink import WritePredictionsToBigQuery, ensure_dataset, full_table_spec
+from beam_pipelines.bigquery_sink import (
+    PREDICTIONS_SCHEMA,
+    WritePredictionsToBigQuery,
+    ensure_columns,
+    ensure_dataset,
+    full_table_spec,
+)
 from beam_pipelines.csv_input import AUTO, DELIMITERS, CsvFormat, ReadCsvRows, read_header
 from beam_pipelines.options import (
     BigQueryOutputOptions,
@@ -149,6 +155,7 @@ def plan(options: PipelineOptions) -> BatchPlan:
     if table:
         table = full_table_spec(table, options.view_as(GoogleCloudOptions).project)
         ensure_dataset(table)
+        ensure_columns(table, PREDICTIONS_SCHEMA)
     if not output:
         return BatchPlan(model, columns, runtime, output_format, num_shards, csv_format, policy)
     _check_writable(output)

@@ -17,6 +17,7 @@ output: a refused row is never dropped.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import re
 import uuid
@@ -29,6 +30,8 @@ from apache_beam.transforms.util import ReshufflePerKey
 
 from models.errors import InvalidInput
 from models.prediction import PredictionRecord
+
+log = logging.getLogger("imgclf.bigquery")
 
 STREAMING_INSERTS = "STREAMING_INSERTS"
 STORAGE_WRITE_API = "STORAGE_WRITE_API"
@@ -223,3 +226,39 @@ def ensure_dataset(table_spec: str) -> None:
         client.get_dataset(f"{project}.{dataset}")
     except exceptions.NotFound:
         client.create_dataset(f"{project}.{dataset}", exists_ok=True)
+
+
+def ensure_columns(table_spec: str, schema: dict) -> list[str]:
+    """Adds ``schema``'s missing nullable columns to an existing table and returns their names.
+
+    A table made by an earlier imgclf lacks the columns added since (``runtime``, issue 12), and BigQuery
+    would refuse every row naming one. Adding a nullable column changes no existing row; a missing
+    REQUIRED column cannot be added, and is an error that names it. A table that does not exist yet is
+    left to the sink, which creates it whole.
+    """
+    from google.api_core import exceptions
+    from google.cloud.bigquery import SchemaField
+
+    from models import bigquery as bq
+
+    project, rest = table_spec.split(":", 1)
+    client = bq.client(project)
+    try:
+        table = client.get_table(f"{project}.{rest}")
+    except exceptions.NotFound:
+        return []
+    have = {field.name for field in table.schema}
+    missing = [SchemaField.from_api_repr(f) for f in schema["fields"] if f["name"] not in have]
+    if not missing:
+        return []
+    required = [f.name for f in missing if f.mode == "REQUIRED"]
+    if required:
+        raise InvalidInput(
+            f"BigQuery table {table_spec} lacks required column(s) {', '.join(required)}, which cannot be added "
+            "to an existing table: write to a new table, or copy this one into one made with the current schema"
+        )
+    table.schema = [*table.schema, *missing]
+    client.update_table(table, ["schema"])
+    names = [f.name for f in missing]
+    log.warning("BigQuery table %s: added the nullable column(s) %s", table_spec, ", ".join(names))
+    return names

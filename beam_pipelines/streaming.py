@@ -28,8 +28,10 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 
 from beam_pipelines.bigquery_sink import (
     FILE_LOADS,
+    PREDICTIONS_SCHEMA,
     WritePredictionsToBigQuery,
     WriteRowsToBigQuery,
+    ensure_columns,
     ensure_dataset,
     full_table_spec,
 )
@@ -184,6 +186,8 @@ def plan(options: PipelineOptions) -> StreamPlan:
     runtimes.runtime_for(model.card, model_opts.runtime)  # RuntimeUnavailable now, not on the workers
     for spec in {table, dead_table} - {None}:
         ensure_dataset(spec)
+    if table:
+        ensure_columns(table, PREDICTIONS_SCHEMA)
     return StreamPlan(
         model=model,
         subscription=subscription,
