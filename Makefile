@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # uv installs the same pinned set as pip in under a minute instead of about five; pip is the fallback.
 UV := uv==0.13.9
 
-.PHONY: venv emulators system-deps dashboard bench-labels demo demo-stream test bench bench-api bench-stream bench-accuracy bench-ablations bench-defaults serve lint clean
+.PHONY: venv emulators system-deps dashboard bench-labels demo demo-stream test bench bench-api bench-stream bench-accuracy bench-ablations bench-defaults serve lock lint clean
 
 $(STAMP): setup.py constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=/path/to/python3.11)"; exit 1; }
@@ -92,6 +92,13 @@ dashboard: venv
 ## make serve: the API on http://127.0.0.1:8000 over the registry (after make demo)
 serve: venv
 	$(VENV)/bin/imgclf serve
+
+## make lock: the container images' fully pinned, hashed requirements (templates/locks/), from setup.py + constraints.txt
+LOCK := $(PY) -m uv pip compile setup.py -c constraints.txt --generate-hashes --python-version 3.11 \
+	--python-platform x86_64-manylinux_2_31 --no-header --quiet
+lock: venv
+	$(LOCK) -o templates/locks/cpu.txt
+	$(LOCK) templates/locks/gpu.in -o templates/locks/gpu.txt
 
 lint: venv
 	$(PY) -m ruff check .
