@@ -1,17 +1,14 @@
-"""Batch jobs on Dataflow: launch the batch Flex Template, poll its state, cancel it.
+"""The Dataflow REST API (v1b3), as far as batch jobs need it: launch, state, counters, cancel.
 
-The Dataflow REST API (v1b3) through ``google-auth``'s AuthorizedSession, with the
-service's own credentials (Workload Identity on GKE). The endpoint is a setting so a
-regional endpoint, or a stand-in on loopback, can take its place.
+Through ``google-auth``'s AuthorizedSession, with the service's own credentials (Workload
+Identity on GKE). The endpoint is a setting so a regional endpoint, or a stand-in on
+loopback, can take its place. What to launch is built in ``beam_pipelines.flex_templates``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from api.schemas import BatchJobRequest, JobState
+from api.schemas import JobState
 from api.settings import ApiSettings
-from models import storage
 
 # Dataflow's job states, as the API's job states. Others (pending, queued, running, draining...) mean running.
 _FINAL = {
@@ -24,20 +21,10 @@ _FINAL = {
 GOOGLE_ENDPOINT = "https://dataflow.googleapis.com"
 
 
-@dataclass
-class DataflowStatus:
-    state: JobState
-    ok: int = 0
-    errors: int = 0
-    message: str | None = None
-
-
-class DataflowLauncher:
+class DataflowClient:
     def __init__(self, settings: ApiSettings, session=None):
-        if not settings.dataflow_project or not settings.dataflow_template:
-            raise ValueError("the dataflow job runner needs IMGCLF_DATAFLOW_PROJECT and IMGCLF_DATAFLOW_TEMPLATE")
-        if not settings.model_root.startswith("gs://"):
-            raise ValueError("Dataflow workers cannot read a local registry: set IMGCLF_MODEL_ROOT to a gs:// prefix")
+        if not settings.dataflow_project:
+            raise ValueError("the dataflow job runner needs IMGCLF_DATAFLOW_PROJECT")
         self.settings = settings
         self.base = (
             f"{settings.dataflow_endpoint.rstrip('/')}/v1b3/projects/{settings.dataflow_project}"
@@ -59,63 +46,26 @@ class DataflowLauncher:
             self._session = AuthorizedSession(credentials)
         return self._session
 
-    def parameters(self, request: BatchJobRequest) -> dict[str, str]:
-        """The Flex Template's parameters (templates/batch/metadata.json) for a job."""
-        params = {
-            "input": request.input_csv,
-            "output": request.output_uri,
-            "output_format": request.format.value,
-            "model_root": self.settings.model_root,
-            # Rows are read on the caller's behalf there too: the same allow-list as locally.
-            "allowed_read_prefixes": ",".join(self.settings.allowed_read_prefixes),
-        }
-        cloud_stores = [  # the pipeline protects its registry itself; local folders mean nothing there
-            location
-            for location in self.settings.internal_stores().values()
-            if not storage.is_local(location) and location != self.settings.model_root
-        ]
-        if cloud_stores:
-            params["protected_locations"] = ",".join(cloud_stores)
-        for name, value in (("model", request.model), ("alias", request.alias), ("model_version", request.version)):
-            if value is not None:
-                params[name] = str(value)
-        return params
-
-    def launch(self, job_id: str, request: BatchJobRequest) -> str:
-        """Starts the template; returns the Dataflow job id."""
-        body = {
-            "launchParameter": {
-                "jobName": f"imgclf-batch-{job_id[:8]}",
-                "containerSpecGcsPath": self.settings.dataflow_template,
-                "parameters": self.parameters(request),
-                "labels": {"imgclf-job": job_id},
-            }
-        }
+    def launch(self, body: dict) -> str:
+        """Posts a ``flexTemplates.launch`` body; returns the Dataflow job id."""
         response = self.session.post(f"{self.base}/flexTemplates:launch", json=body, timeout=60)
         response.raise_for_status()
         return response.json()["job"]["id"]
 
-    def status(self, dataflow_id: str) -> DataflowStatus:
+    def state(self, dataflow_id: str) -> JobState:
         response = self.session.get(f"{self.base}/jobs/{dataflow_id}", timeout=30)
         response.raise_for_status()
-        state = _FINAL.get(response.json().get("currentState", ""), JobState.RUNNING)
-        if state is not JobState.SUCCEEDED:
-            message = None if state is JobState.RUNNING else f"Dataflow job {dataflow_id} ended {state.value}"
-            return DataflowStatus(state, message=message)
-        return DataflowStatus(state, *self._counts(dataflow_id))
+        return _FINAL.get(response.json().get("currentState", ""), JobState.RUNNING)
 
-    def _counts(self, dataflow_id: str) -> tuple[int, int]:
-        """The pipeline's records_ok / records_error counters from the job's metrics."""
+    def counts(self, dataflow_id: str, tentative: bool = False) -> tuple[int, int]:
+        """The pipeline's records_ok / records_error counters: committed, or tentative while it runs."""
         response = self.session.get(f"{self.base}/jobs/{dataflow_id}/metrics", timeout=30)
         response.raise_for_status()
         totals = {"records_ok": 0, "records_error": 0}
         for metric in response.json().get("metrics", []):
             name = metric.get("name", {})
-            if (
-                name.get("origin") == "user"
-                and name.get("name") in totals
-                and not name.get("context", {}).get("tentative")
-            ):
+            is_tentative = bool(name.get("context", {}).get("tentative"))
+            if name.get("origin") == "user" and name.get("name") in totals and is_tentative is tentative:
                 totals[name["name"]] += int(metric.get("scalar", 0))
         return totals["records_ok"], totals["records_error"]
 

@@ -120,15 +120,13 @@ class JobStore:
             s.execute(update(JobRow).where(JobRow.id == job_id).values(**values))
 
 
-def to_schema(row: JobRow, progress: int | None = None) -> BatchJob:
-    """The API's view of a row; ``progress`` is the running count of images done, if known."""
+def to_schema(row: JobRow) -> BatchJob:
+    """The API's view of a row; a running job's counts are those so far."""
     started, finished = _aware(row.started_at), _aware(row.finished_at)
     seconds = None
     if started:
         seconds = round(((finished or _now()) - started).total_seconds(), 2)
     done = row.ok + row.errors
-    if row.state == JobState.RUNNING.value and progress is not None:
-        done = progress
     return BatchJob(
         id=row.id,
         state=JobState(row.state),

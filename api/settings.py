@@ -58,6 +58,13 @@ class ApiSettings(Settings):
     dataflow_project: str | None = None
     dataflow_region: str = "us-central1"
     dataflow_template: str | None = Field(None, description="gs:// path of the batch Flex Template spec.")
+    dataflow_image: str | None = Field(
+        None, description="The pipeline image the template was built from, for the workers (sdk_container_image)."
+    )
+    dataflow_temp_location: str | None = Field(None, description="gs:// prefix for Dataflow's temporary files.")
+    dataflow_service_account: str | None = Field(None, description="The workers' service account e-mail.")
+    dataflow_gpu: bool = Field(False, description="One NVIDIA L4 per worker, on g2-standard-4 machines.")
+    dataflow_max_workers: int | None = Field(None, gt=0, description="Autoscaling's ceiling for each job.")
     dataflow_endpoint: str = "https://dataflow.googleapis.com"
 
     @field_validator("serve_models", "allowed_read_prefixes", "allowed_write_prefixes", mode="before")

@@ -13,7 +13,6 @@ Runs on the local runner by default and on Dataflow with the usual options, e.g.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -26,6 +25,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
+from beam_pipelines import run_status
 from beam_pipelines.bigquery_sink import (
     PREDICTIONS_SCHEMA,
     WritePredictionsToBigQuery,
@@ -106,7 +106,8 @@ class BatchOptions(PipelineOptions):
         parser.add_argument(
             "--summary_file",
             default=None,
-            help="Local file to write the run's counts, output files and model version to, as JSON, when it ends.",
+            help="Local file that holds the run's status as JSON: running with the counts so far, then the "
+            "counts, output files and model version, or why it failed (beam_pipelines/run_status.py).",
         )
 
 
@@ -197,6 +198,8 @@ def build_pipeline(p: beam.Pipeline, options: PipelineOptions, batch_plan: Batch
             runtime=model_opts.runtime,
         )
     )
+    if opts.summary_file:
+        records = records | "ReportProgress" >> beam.ParDo(run_status.ReportProgress(opts.summary_file))
     if opts.output:
         _ = records | "WritePredictions" >> WritePredictions(
             opts.output,
@@ -262,11 +265,12 @@ def run(argv: list[str] | None = None) -> int:
     argument_parser().parse_known_args(argv)  # --help, and clear messages for missing flags
     options = local_runner_by_default(argv)
     opts = options.view_as(BatchOptions)
+    if opts.summary_file:
+        run_status.ReportProgress.start(opts.summary_file)
     try:
         batch_plan = plan(options)
     except ImgclfError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return exit_code(e)
+        return _failed(opts.summary_file, e)
     log.info(
         "classifying %s with %s version %d (%s) on %s -> %s",
         opts.input,
@@ -286,9 +290,9 @@ def run(argv: list[str] | None = None) -> int:
         if batch_plan.temp_stem:
             remove_temporary_files(batch_plan.temp_stem)
         log.debug("the pipeline failed", exc_info=True)
-        failure = Unavailable(f"the batch run failed and wrote nothing to {opts.output}: {describe(e)}")
-        print(f"error: {failure}", file=sys.stderr)
-        return exit_code(failure)
+        return _failed(
+            opts.summary_file, Unavailable(f"the batch run failed and wrote nothing to {opts.output}: {describe(e)}")
+        )
     n = counts(result)
     files = output_files(opts.output, batch_plan.num_shards) if opts.output else []
     table = options.view_as(BigQueryOutputOptions).output_table
@@ -301,20 +305,27 @@ def run(argv: list[str] | None = None) -> int:
         f"-> {' and '.join(destinations)}"
     )
     if n["refused"]:
-        failure = Unavailable(f"BigQuery refused {n['refused']} rows of {table}; the log has each one and why")
-        print(f"error: {failure}", file=sys.stderr)
-        return exit_code(failure)
+        refused = Unavailable(f"BigQuery refused {n['refused']} rows of {table}; the log has each one and why")
+        return _failed(opts.summary_file, refused)
     if opts.summary_file:
-        summary = {
+        run_status.write(
+            opts.summary_file,
+            run_status.SUCCEEDED,
             **n,
-            "output_files": files,
-            "model_name": batch_plan.model.name,
-            "model_version": batch_plan.model.version,
-            "runtime": batch_plan.runtime,
-            "seconds": round(seconds, 2),
-        }
-        Path(opts.summary_file).write_text(json.dumps(summary))
+            output_files=files,
+            model_name=batch_plan.model.name,
+            model_version=batch_plan.model.version,
+            runtime=batch_plan.runtime,
+            seconds=round(seconds, 2),
+        )
     return 0
+
+
+def _failed(summary_file: str | None, failure: ImgclfError) -> int:
+    print(f"error: {failure}", file=sys.stderr)
+    if summary_file:
+        run_status.write(summary_file, run_status.FAILED, reason=str(failure))
+    return exit_code(failure)
 
 
 def main() -> None:

@@ -61,13 +61,12 @@ async def submit(
 async def list_jobs(
     principal: deps.Caller,
     store: deps.Store,
-    runner: deps.Runner,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> BatchJobList:
     """The most recent jobs first."""
     rows = await asyncio.to_thread(store.list, limit)
     allowed = [r for r in rows if principal.allows(BatchJobRequest.model_validate_json(r.request).model or "")]
-    return BatchJobList(jobs=[to_schema(r, runner.progress(r.id)) for r in allowed])
+    return BatchJobList(jobs=[to_schema(r) for r in allowed])
 
 
 @router.get("/{job_id}", response_model=BatchJob, responses=_ERRORS)
@@ -75,11 +74,10 @@ async def get_job(
     job_id: JobId,
     principal: deps.Caller,
     store: deps.Store,
-    runner: deps.Runner,
 ) -> BatchJob:
     """State, counts so far, output files and timings."""
     row = _visible(await asyncio.to_thread(store.get, job_id), principal)
-    return to_schema(row, runner.progress(row.id))
+    return to_schema(row)
 
 
 @router.delete("/{job_id}", response_model=BatchJob, responses={**_ERRORS, 409: {"model": ErrorResponse}})

@@ -162,3 +162,12 @@ def test_job_reads_and_writes_gcs(make_client, gcs_emulator, tmp_path, registry_
     assert {row["model_version"] for row in out} == {
         str(ModelRegistry(str(registry_root)).alias("colours", "production"))
     }
+
+
+def test_a_failed_job_reports_the_pipelines_own_reason(make_client, tmp_path):
+    (tmp_path / "in").mkdir()
+    source = write_csv(tmp_path / "in" / "in.csv", ["path"], [["a.png"]])
+    client = make_client()
+    job = client.post("/v1/batch-jobs", json={"input_csv": str(source), "output_uri": str(tmp_path / "o.csv")}).json()
+    job = _wait(client, job["id"], {"succeeded", "failed"})
+    assert job["state"] == "failed" and "no 'image_uri' column" in job["error"], job

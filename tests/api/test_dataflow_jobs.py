@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from api import job_runner
+from api import job_backends
 from models.registry import ModelRegistry
 
 
@@ -73,7 +73,7 @@ def dataflow_api(monkeypatch):
     FakeDataflow.calls, FakeDataflow.polls_until_done = [], 2
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeDataflow)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setattr(job_runner, "DATAFLOW_POLL_S", 0.0)
+    monkeypatch.setattr(job_backends, "DATAFLOW_POLL_S", 0.0)
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
 
@@ -88,7 +88,7 @@ def gcs_registry(gcs_emulator, registry_root):
     return root
 
 
-def _dataflow_client(make_client, endpoint, root):
+def _dataflow_client(make_client, endpoint, root, **settings):
     return make_client(
         model_root=root,
         job_runner="dataflow",
@@ -98,6 +98,7 @@ def _dataflow_client(make_client, endpoint, root):
         dataflow_endpoint=endpoint,
         allowed_read_prefixes=["gs://bucket/batch/"],
         allowed_write_prefixes=["gs://bucket/batch/"],
+        **settings,
     )
 
 
@@ -132,10 +133,49 @@ def test_a_job_launches_the_flex_template_and_reports_dataflow_counts(make_clien
         "output_format": "jsonl",
         "model_root": gcs_registry,
         "model": "colours",
+        "runtime": "auto",
         "allowed_read_prefixes": "gs://bucket/batch/",
     }
+    assert launch["environment"] == {"additionalUserLabels": {"imgclf-job": job["id"]}}, "Dataflow's default workers"
     template = json.load(open("templates/batch/metadata.json"))
     assert set(launch["parameters"]) <= {p["name"] for p in template["parameters"]}
+
+
+def test_gpu_settings_launch_l4_workers_on_the_pipeline_image(make_client, dataflow_api, gcs_registry):
+    image = "europe-west1-docker.pkg.dev/proj/imgclf/pipeline-gpu:1"
+    client = _dataflow_client(
+        make_client,
+        dataflow_api,
+        gcs_registry,
+        dataflow_gpu=True,
+        dataflow_image=image,
+        dataflow_max_workers=4,
+        dataflow_temp_location="gs://bucket/tmp",
+    )
+    body = {"input_csv": "gs://bucket/batch/in.csv", "output_uri": "gs://bucket/batch/out.csv"}
+    job = client.post("/v1/batch-jobs", json=body).json()
+    _wait(client, job["id"], {"succeeded"})
+    launch = FakeDataflow.calls[0][2]["launchParameter"]
+    assert launch["parameters"]["sdk_container_image"] == image
+    assert launch["environment"] == {
+        "tempLocation": "gs://bucket/tmp",
+        "machineType": "g2-standard-4",
+        "maxWorkers": 4,
+        "additionalExperiments": ["worker_accelerator=type:nvidia-l4;count:1;install-nvidia-driver"],
+        "additionalUserLabels": {"imgclf-job": job["id"]},
+    }
+
+
+def test_running_dataflow_jobs_show_their_tentative_counts(make_client, dataflow_api, gcs_registry):
+    FakeDataflow.polls_until_done = 10_000
+    client = _dataflow_client(make_client, dataflow_api, gcs_registry)
+    body = {"input_csv": "gs://bucket/batch/in.csv", "output_uri": "gs://bucket/batch/out.csv"}
+    job = client.post("/v1/batch-jobs", json=body).json()
+    deadline = time.monotonic() + 30
+    while (seen := client.get(f"/v1/batch-jobs/{job['id']}").json())["counts"]["done"] == 0:
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.05)
+    assert seen["state"] == "running" and seen["counts"] == {"done": 5, "ok": 5, "errors": 0}
 
 
 def test_cancelling_a_dataflow_job_asks_dataflow_to_cancel_it(make_client, dataflow_api, gcs_registry):

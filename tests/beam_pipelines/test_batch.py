@@ -2,13 +2,14 @@
 
 import csv
 import json
+from types import SimpleNamespace
 
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that
 
-from beam_pipelines import batch
+from beam_pipelines import batch, run_status
 from beam_pipelines.csv_input import CsvInputError
 from beam_pipelines.options import LOCAL_RUNNER
 from models.runtimes import RuntimeUnavailable
@@ -120,12 +121,16 @@ def test_run_prints_counts_and_exits_zero_with_bad_rows(mixed_inputs, trained_re
             f"--model_root={trained_registry}",
             "--max_image_pixels=40000",
             "--num_shards=2",
+            f"--summary_file={tmp_path / 'status.json'}",
         ]
     )
     assert code == 0
     assert "18 records (12 ok, 6 errors)" in capsys.readouterr().out
     shards = sorted(tmp_path.glob("sharded-*-of-00002.csv"))
     assert len(shards) == 2
+    status = run_status.read(tmp_path / "status.json")
+    assert (status["state"], status["ok"], status["error"]) == ("succeeded", 12, 6)
+    assert status["output_files"] == [str(s) for s in shards] and status["model_name"] == "colours"
     assert sum(len(s.read_text().splitlines()) - 1 for s in shards) == 18  # each shard has its header
 
 
@@ -136,11 +141,25 @@ def test_run_reports_an_unknown_model_without_a_traceback(mixed_inputs, trained_
             f"--output={tmp_path / 'o.csv'}",
             f"--model_root={trained_registry}",
             "--model=nope",
+            f"--summary_file={tmp_path / 'status.json'}",
         ]
     )
     assert code == 3  # the NotFound family
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "'nope'" in err and "Traceback" not in err
+    status = run_status.read(tmp_path / "status.json")
+    assert status["state"] == "failed" and err.strip() == f"error: {status['reason']}"
+
+
+def test_progress_is_counted_across_instances_and_written_whole(tmp_path):
+    path = str(tmp_path / "status.json")
+    run_status.ReportProgress.start(path)
+    assert run_status.read(path) == {"state": "running", "ok": 0, "error": 0}
+    first, second = run_status.ReportProgress(path, interval_s=0), run_status.ReportProgress(path, interval_s=0)
+    for dofn, error in ((first, None), (second, None), (first, "decode_error: x")):
+        assert list(dofn.process(SimpleNamespace(error=error))) == [SimpleNamespace(error=error)]
+    assert run_status.read(path) == {"state": "running", "ok": 2, "error": 1}
+    assert [f.name for f in tmp_path.iterdir()] == ["status.json"], "no temporary file left behind"
 
 
 def test_help_documents_every_option(capsys):
