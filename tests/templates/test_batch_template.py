@@ -17,9 +17,3 @@ def test_metadata_parameters_match_the_pipeline_options():
     for action in actions:
         required = action.required or action.dest in template_requires
         assert declared[action.dest]["isOptional"] is (not required), action.dest
-
-
-def test_dockerfile_points_the_launcher_at_the_batch_module():
-    dockerfile = (TEMPLATE / "Dockerfile").read_text()
-    assert "FLEX_TEMPLATE_PYTHON_PY_FILE=/template/beam_pipelines/batch.py" in dockerfile
-    assert "-c constraints.txt" in dockerfile

@@ -50,13 +50,6 @@ def test_metadata_declares_a_streaming_template():
     assert METADATA["defaultStreamingMode"] == "EXACTLY_ONCE"
 
 
-def test_dockerfile_points_the_launcher_at_the_streaming_module():
-    dockerfile = (TEMPLATE / "Dockerfile").read_text()
-    assert "FLEX_TEMPLATE_PYTHON_PY_FILE=/template/beam_pipelines/streaming.py" in dockerfile
-    assert "-c constraints.txt" in dockerfile
-    assert (TEMPLATE.parents[1] / "beam_pipelines" / "streaming.py").is_file()
-
-
 @pytest.mark.parametrize("name", sorted(n for n, p in PARAMETERS.items() if "paramType" in p))
 def test_typed_parameters_accept_a_valid_value_of_their_type(name):
     param_type = PARAMETERS[name]["paramType"]
