@@ -143,8 +143,11 @@ class DataflowBackend:
     """Each job is a launch of the batch Flex Template, polled every ``DATAFLOW_POLL_S``."""
 
     def __init__(self, settings: ApiSettings, client: DataflowClient | None = None):
-        if not settings.dataflow_template:
-            raise ValueError("the dataflow job runner needs IMGCLF_DATAFLOW_TEMPLATE")
+        if not settings.dataflow_template or not settings.dataflow_image:
+            raise ValueError(
+                "the dataflow job runner needs IMGCLF_DATAFLOW_TEMPLATE and IMGCLF_DATAFLOW_IMAGE "
+                "(the template's spec and the pipeline image it was built from, which the workers run)"
+            )
         if not settings.model_root.startswith("gs://"):
             raise ValueError("Dataflow workers cannot read a local registry: set IMGCLF_MODEL_ROOT to a gs:// prefix")
         self.settings = settings

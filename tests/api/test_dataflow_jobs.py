@@ -89,17 +89,18 @@ def gcs_registry(gcs_emulator, registry_root):
 
 
 def _dataflow_client(make_client, endpoint, root, **settings):
-    return make_client(
-        model_root=root,
-        job_runner="dataflow",
-        dataflow_project="proj",
-        dataflow_region="europe-west1",
-        dataflow_template="gs://bucket/templates/batch.json",
-        dataflow_endpoint=endpoint,
-        allowed_read_prefixes=["gs://bucket/batch/"],
-        allowed_write_prefixes=["gs://bucket/batch/"],
-        **settings,
-    )
+    defaults = {
+        "model_root": root,
+        "job_runner": "dataflow",
+        "dataflow_project": "proj",
+        "dataflow_region": "europe-west1",
+        "dataflow_template": "gs://bucket/templates/batch.json",
+        "dataflow_image": "europe-west1-docker.pkg.dev/proj/imgclf/pipeline-cpu:1",
+        "dataflow_endpoint": endpoint,
+        "allowed_read_prefixes": ["gs://bucket/batch/"],
+        "allowed_write_prefixes": ["gs://bucket/batch/"],
+    }
+    return make_client(**{**defaults, **settings})
 
 
 def _wait(client, job_id, states):
@@ -135,10 +136,11 @@ def test_a_job_launches_the_flex_template_and_reports_dataflow_counts(make_clien
         "model": "colours",
         "runtime": "auto",
         "allowed_read_prefixes": "gs://bucket/batch/",
+        "sdk_container_image": "europe-west1-docker.pkg.dev/proj/imgclf/pipeline-cpu:1",
     }
     assert launch["environment"] == {"additionalUserLabels": {"imgclf-job": job["id"]}}, "Dataflow's default workers"
     template = json.load(open("templates/batch/metadata.json"))
-    assert set(launch["parameters"]) <= {p["name"] for p in template["parameters"]}
+    assert set(launch["parameters"]) - {"sdk_container_image"} <= {p["name"] for p in template["parameters"]}
 
 
 def test_gpu_settings_launch_l4_workers_on_the_pipeline_image(make_client, dataflow_api, gcs_registry):
@@ -193,3 +195,13 @@ def test_cancelling_a_dataflow_job_asks_dataflow_to_cancel_it(make_client, dataf
         "/v1b3/projects/proj/locations/europe-west1/jobs/df-123",
         {"requestedState": "JOB_STATE_CANCELLED"},
     ) in (FakeDataflow.calls)
+
+
+def test_a_job_without_the_pipeline_image_fails_saying_which_setting_is_missing(
+    make_client, dataflow_api, gcs_registry
+):
+    client = _dataflow_client(make_client, dataflow_api, gcs_registry, dataflow_image=None)
+    body = {"input_csv": "gs://bucket/batch/in.csv", "output_uri": "gs://bucket/batch/out.csv"}
+    job = _wait(client, client.post("/v1/batch-jobs", json=body).json()["id"], {"succeeded", "failed"})
+    assert job["state"] == "failed" and "IMGCLF_DATAFLOW_IMAGE" in job["error"], job
+    assert FakeDataflow.calls == [], "nothing was launched"
