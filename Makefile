@@ -103,7 +103,7 @@ lock: venv
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(VENV)/bin/hadolint templates/pipeline/Dockerfile templates/app/Dockerfile
+	$(VENV)/bin/hadolint templates/Dockerfile
 
 clean:
 	rm -rf $(VENV) $(EMU_VENV) var bench/work

@@ -1,6 +1,6 @@
 """The Dataflow Flex Templates: how they are built and launched, as data.
 
-One image holds both pipelines (``templates/pipeline/Dockerfile``); each template is a
+One image holds both pipelines (``templates/Dockerfile``, target ``pipeline``); each template is a
 spec file on GCS naming that image and its own ``templates/<name>/metadata.json``.
 ``imgclf templates`` turns these values into ``gcloud`` commands and the API's Dataflow
 job backend into a REST request, so a job launched either way gets the same parameters.
@@ -105,9 +105,9 @@ def build_commands(where: Project, gpu: bool = False, app: bool = False) -> list
     lock = "gpu" if gpu else "cpu"
     if app:
         images = f"_API_IMAGE={where.image(gpu, 'api')},_DASHBOARD_IMAGE={where.image(gpu, 'dashboard')}"
-        return [_cloud_build(where, "templates/app/cloudbuild.yaml", f"{images},_LOCK={lock}")]
+        return [_cloud_build(where, "templates/cloudbuild-app.yaml", f"{images},_LOCK={lock}")]
     image = where.image(gpu)
-    commands = [_cloud_build(where, "templates/pipeline/cloudbuild.yaml", f"_IMAGE={image},_LOCK={lock}")]
+    commands = [_cloud_build(where, "templates/cloudbuild-pipeline.yaml", f"_IMAGE={image},_LOCK={lock}")]
     for template in TEMPLATES:
         commands.append(
             [

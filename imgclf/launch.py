@@ -129,7 +129,7 @@ def main(args: argparse.Namespace, pipeline_argv: list[str]) -> int:
         return 0
     if shutil.which("gcloud") is None:
         raise Unavailable("gcloud is not on PATH (the Google Cloud CLI); --dry-run prints the commands")
-    if args.action == "build" and not Path("templates/app/Dockerfile").is_file():
+    if args.action == "build" and not Path("templates/Dockerfile").is_file():
         raise InvalidInput(
             "run `imgclf templates build` from the repository's root: it sends the source to Cloud Build"
         )

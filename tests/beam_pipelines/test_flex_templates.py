@@ -108,7 +108,7 @@ def test_a_gpu_build_makes_one_image_and_both_templates_from_it():
         "submit",
         "--project=p",
         "--region=europe-west1",
-        "--config=templates/pipeline/cloudbuild.yaml",
+        "--config=templates/cloudbuild-pipeline.yaml",
         f"--substitutions=_IMAGE={image},_LOCK=gpu",
         ".",
     ]
@@ -122,7 +122,7 @@ def test_a_gpu_build_makes_one_image_and_both_templates_from_it():
 
 def test_the_app_build_tags_the_api_and_dashboard_images():
     (submit,) = build_commands(Project("p", "r", "b"), app=True)
-    assert "--config=templates/app/cloudbuild.yaml" in submit
+    assert "--config=templates/cloudbuild-app.yaml" in submit
     assert (
         "--substitutions=_API_IMAGE=r-docker.pkg.dev/p/imgclf/api-cpu:latest,"
         "_DASHBOARD_IMAGE=r-docker.pkg.dev/p/imgclf/dashboard-cpu:latest,_LOCK=cpu"
