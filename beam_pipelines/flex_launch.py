@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 
+from models.logging_setup import configure_logging
+
 STREAM_ONLY = ("--input_subscription", "--input_topic")
 
 
@@ -24,8 +26,8 @@ def main(argv: list[str] | None = None) -> None:
         from beam_pipelines import streaming as pipeline
     else:
         from beam_pipelines import batch as pipeline
-    sys.argv = [f"python -m {pipeline.__name__}", *argv]
-    pipeline.main()
+    configure_logging()
+    sys.exit(pipeline.run(argv))  # argv as given: sys.argv is left alone, as Beam reads it too
 
 
 if __name__ == "__main__":

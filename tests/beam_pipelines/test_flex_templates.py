@@ -4,6 +4,7 @@ the gcloud command and the REST request compared as two spellings of one launch.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -149,7 +150,9 @@ def test_the_launcher_picks_the_pipeline_by_its_parameters(argv, pipeline):
     ],
 )
 def test_the_launcher_runs_the_chosen_pipelines_own_entry_point(argv, prog, capsys):
+    before = list(sys.argv)
     with pytest.raises(SystemExit) as exit_:
         flex_launch.main(argv)
     assert exit_.value.code == 0
     assert capsys.readouterr().out.startswith(f"usage: python -m {prog}")
+    assert sys.argv == before, "Beam reads sys.argv in every PipelineOptions(); a --help left there breaks later runs"
