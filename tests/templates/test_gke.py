@@ -191,9 +191,10 @@ def test_every_setting_given_to_a_pod_is_one_the_processes_read(overlay):
     ApiSettings(**{k.removeprefix("IMGCLF_").lower(): v for k, v in settings["data"].items() if k in known and v})
 
 
-def test_probes_and_the_autoscaling_metric_are_what_the_api_serves():
+def test_probes_and_the_autoscaling_metric_are_what_the_api_serves(tmp_path):
     api = _by_kind("cpu", "Deployment")["imgclf-api"]["spec"]["template"]["spec"]["containers"][0]
-    routes = set(create_app(ApiSettings()).openapi()["paths"])
+    settings = ApiSettings(jobs_db=f"sqlite:///{tmp_path}/jobs.db", jobs_dir=str(tmp_path / "jobs"))
+    routes = set(create_app(settings).openapi()["paths"])
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
         assert api[probe]["httpGet"]["path"] in routes, probe
     assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
