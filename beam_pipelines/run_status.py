@@ -3,7 +3,7 @@
 The API's job runner follows local jobs through it instead of parsing log lines: the
 file says ``running`` with the counts so far, then ``succeeded`` with the counts, output
 files and model version, or ``failed`` with the reason. Each write replaces the file
-whole (a temporary name, then a rename), so a reader never sees half of one.
+whole (``storage.replace_atomically``), so a reader never sees half of one.
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ from typing import Any, ClassVar
 
 import apache_beam as beam
 
+from models import storage
+
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
 
 
 def write(path: str, state: str, **fields: Any) -> None:
-    target = Path(path)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    temporary.write_text(json.dumps({"state": state, **fields}))
-    os.replace(temporary, target)
+    storage.replace_atomically(path, json.dumps({"state": state, **fields}).encode())
 
 
 def read(path: str | os.PathLike) -> dict[str, Any] | None:
